@@ -1,0 +1,3 @@
+from couponsvc.entrypoints.cli.main import cli
+
+cli()

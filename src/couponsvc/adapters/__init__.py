@@ -1,0 +1,1 @@
+"""Adapters: the SQL store, migrations, seed and CSV loaders."""

@@ -1,0 +1,170 @@
+"""The database schema (SQLAlchemy Core).  Alembic migrations create exactly these tables.
+
+Invariants the database enforces by itself, whatever the code does:
+- a coupon code exists once (``uq_coupons_code``);
+- one address holds at most one coupon of a class (``uq_coupons_class_email``: the address key is
+  NULL while a coupon is available, and NULLs do not collide);
+- one outbox message per coupon and dispatch (``uq_outbox_coupon_dispatch``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    true,
+)
+
+metadata = MetaData()
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (autoincrementing); PostgreSQL gets bigint.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(255), nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("number", String(100), nullable=False),
+    Column("currency_code", String(3), nullable=False),
+)
+
+coupon_classes = Table(
+    "coupon_classes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("name_key", String(255), nullable=False),
+    Column("coupon_type", String(100)),
+    Column("amount", Float),
+    Column("currency_code", String(3)),
+    Column("spend_threshold", Float),
+    Column("percent_off", Float),
+    Column("active_duration", Integer),
+    Column("start_date", DateTime),
+    Column("end_date", DateTime),
+    Column("expiration_date", DateTime),
+    Column("template", Text),
+    UniqueConstraint("customer_id", "name_key", name="uq_coupon_classes_customer_name"),
+)
+
+coupons = Table(
+    "coupons",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),  # load order
+    Column("class_id", Id, ForeignKey("coupon_classes.id"), nullable=False),
+    Column("code", String(100), nullable=False),
+    Column("state", String(16), nullable=False, server_default="available"),
+    Column("origin", String(16), nullable=False, server_default="import"),
+    Column("expires_at", DateTime),
+    Column("send_to_email", String(254)),
+    Column("send_to_email_key", String(254)),
+    Column("send_to_date", DateTime),
+    Column("dispatch_id", Id, ForeignKey("dispatches.id")),
+    Column("redeemed_account_id", BigInteger, ForeignKey("accounts.id")),
+    Column("redemption_date", DateTime),
+    Column("usable_until", DateTime),
+    Column("balance", Float),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("code", name="uq_coupons_code"),
+    UniqueConstraint("class_id", "send_to_email_key", name="uq_coupons_class_email"),
+    CheckConstraint("state in ('available', 'dispatched', 'redeemed')", name="ck_coupons_state"),
+    CheckConstraint(
+        "state <> 'available' OR (send_to_email_key IS NULL AND redemption_date IS NULL)",
+        name="ck_coupons_available_is_unsent",
+    ),
+)
+Index("ix_coupons_class_state_id", coupons.c.class_id, coupons.c.state, coupons.c.id)
+
+dispatches = Table(
+    "dispatches",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tracking_id", String(36), nullable=False),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("class_id", Id, ForeignKey("coupon_classes.id"), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id")),
+    Column("requested", Integer, nullable=False),
+    Column("allocated", Integer, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("coupon_id", Id, ForeignKey("coupons.id"), nullable=False),
+    Column("dispatch_id", Id, ForeignKey("dispatches.id"), nullable=False),
+    Column("recipient", String(254), nullable=False),
+    Column("message_id", String(255), nullable=False),
+    Column("status", String(16), nullable=False, server_default="queued"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime, nullable=False),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", DateTime),
+    Column("sent_at", DateTime),
+    Column("last_error", Text),
+    UniqueConstraint("coupon_id", "dispatch_id", name="uq_outbox_coupon_dispatch"),
+    UniqueConstraint("message_id", name="uq_outbox_message_id"),
+    CheckConstraint("status in ('queued', 'sending', 'sent', 'failed')", name="ck_outbox_status"),
+)
+Index("ix_outbox_status_next", outbox.c.status, outbox.c.next_attempt_at)
+
+developer_tokens = Table(
+    "developer_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("token_hash", name="uq_developer_tokens_hash"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    UniqueConstraint("name", name="uq_users_name"),
+)
+
+user_customers = Table(
+    "user_customers",
+    metadata,
+    Column("user_id", Id, ForeignKey("users.id"), primary_key=True),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), primary_key=True),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("token_hash", name="uq_access_tokens_hash"),
+)

@@ -1,0 +1,1 @@
+"""Domain rules and the error catalogue: pure Python, no I/O."""

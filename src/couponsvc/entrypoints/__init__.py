@@ -1,0 +1,1 @@
+"""Entrypoints: the ASGI app (SOAP and REST over one service layer), the CLI."""

@@ -1,0 +1,58 @@
+"""The ASGI application: SOAP, REST, the WSDL and /health on one Starlette app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from couponsvc.adapters.migrate import current_revision
+from couponsvc.bootstrap import Container
+from couponsvc.domain.errors import Err, ServiceFault
+from couponsvc.entrypoints.http import CallLog
+from couponsvc.entrypoints.rest.handler import fault_response, rest_endpoint
+from couponsvc.entrypoints.soap.handler import soap_endpoint
+from couponsvc.entrypoints.soap.wsdl import wsdl_endpoint
+
+SOAP_PATH = "/Api/Billing/v13/CustomerBillingService.svc"
+REST_METHODS = ["POST", "PUT", "GET", "DELETE", "PATCH"]
+
+
+async def health(request: Request) -> Response:
+    container: Container = request.app.state.container
+
+    def probe() -> str | None:
+        with container.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return current_revision(container.engine)
+
+    try:
+        revision = await run_in_threadpool(probe)
+    except Exception as exc:  # the database is down: not ready
+        return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok", "schema": revision})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    fault = ServiceFault(Err.API_INPUT_VALIDATION_ERROR, f"{request.method} {request.url.path}: {exc.detail}")
+    return fault_response(CallLog("HTTP"), fault, exc.status_code)
+
+
+def create_app(container: Container) -> Starlette:
+    routes = [
+        Route(SOAP_PATH, soap_endpoint, methods=["POST"]),
+        Route(SOAP_PATH, wsdl_endpoint, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/CustomerBilling/v13/{path:path}", rest_endpoint, methods=REST_METHODS),
+    ]
+    handlers: dict[Any, Any] = {HTTPException: _http_error}
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    app.state.container = container
+    return app

@@ -1,0 +1,1 @@
+"""The ``couponsvc`` command line."""

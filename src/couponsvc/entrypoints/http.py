@@ -1,0 +1,59 @@
+"""HTTP plumbing shared by the SOAP and REST handlers: tracking ids, bounded bodies, the access log."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from couponsvc.domain.errors import Err, ServiceFault
+
+access_log = logging.getLogger("couponsvc.access")
+log = logging.getLogger("couponsvc.api")
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than {limit} bytes.")
+        self.limit = limit
+
+
+def too_large_fault(exc: BodyTooLarge) -> ServiceFault:
+    return ServiceFault(Err.API_INPUT_VALIDATION_ERROR, str(exc))
+
+
+@dataclass
+class CallLog:
+    protocol: str
+    tracking_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    operation: str = "-"
+    started: float = field(default_factory=time.perf_counter)
+
+    def done(self, status: int, code: int | None = None) -> None:
+        access_log.info(
+            "tracking_id=%s protocol=%s operation=%s status=%d error=%s ms=%.1f",
+            self.tracking_id, self.protocol, self.operation, status,
+            "-" if code is None else code, (time.perf_counter() - self.started) * 1000,
+        )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (before reading it all) anything over ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()

@@ -1,0 +1,89 @@
+"""The operation table: for each Customer Billing operation, its REST path, its codecs and its service call.
+
+SOAP and REST handlers look operations up here and run the same ``execute`` sequence, so the two
+protocols cannot drift apart in ordering (authentication first, then parsing, then the operation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from couponsvc.bootstrap import Container
+from couponsvc.domain.errors import Err, ServiceFault
+from couponsvc.entrypoints.rest import codecs as rest
+from couponsvc.entrypoints.soap import codecs as soap
+from couponsvc.service_layer.auth import Credentials, Principal
+from couponsvc.service_layer.dispatch import dispatch_coupons
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str
+    rest_path: str
+    run: Callable[[Container, Principal, Any, str], Any] | None = None  # None: answers 204
+    parse_soap: Callable[[Any], Any] = lambda el: el
+    write_soap: Callable[[Any, Any], None] = lambda parent, result: None
+    parse_json: Callable[[Any], Any] = lambda body: body
+    render_json: Callable[[Any], dict[str, Any]] = lambda result: {}
+
+
+def _dispatch(c: Container, principal: Principal, request: Any, tracking_id: str) -> Any:
+    return dispatch_coupons(c.uow, c.clock, c.dispatch_config, principal, request, tracking_id)
+
+
+_IMPLEMENTED = [
+    Operation(
+        "DispatchCoupons", "/CustomerBilling/v13/Coupons/Dispatch", _dispatch,
+        soap.parse_dispatch_coupons, soap.write_dispatch_coupons,
+        rest.parse_dispatch_coupons, rest.render_dispatch_coupons,
+    ),
+]
+
+# The rest of the Customer Billing v13 surface: recognised, authenticated, then refused with 204.
+_NOT_SUPPORTED = {
+    "SearchCoupons": "/CustomerBilling/v13/Coupons/Search",
+    "RedeemCoupon": "/CustomerBilling/v13/Coupon/Redeem",
+    "GetCouponInfo": "/CustomerBilling/v13/CouponInfo/Query",
+    "DistributeCoupons": "/CustomerBilling/v13/Coupons/Distribute",
+    "CheckFeatureAdoptionCouponEligibility": "/CustomerBilling/v13/FeatureAdoptionCouponEligibility/Check",
+    "ClaimFeatureAdoptionCoupons": "/CustomerBilling/v13/FeatureAdoptionCoupons/Claim",
+    "GetBillingDocumentsInfo": "/CustomerBilling/v13/BillingDocumentsInfo/Query",
+    "GetBillingDocuments": "/CustomerBilling/v13/BillingDocuments/Query",
+    "AddInsertionOrder": "/CustomerBilling/v13/InsertionOrder",
+    "UpdateInsertionOrder": "/CustomerBilling/v13/InsertionOrder",
+    "SearchInsertionOrders": "/CustomerBilling/v13/InsertionOrders/Search",
+    "GetAccountMonthlySpend": "/CustomerBilling/v13/AccountMonthlySpend/Query",
+    "GetBillingGroups": "/CustomerBilling/v13/BillingGroups/Query",
+    "GetUngroupedAccounts": "/CustomerBilling/v13/UngroupedAccounts/Query",
+    "UpdateBillingGroupAccounts": "/CustomerBilling/v13/BillingGroupAccounts",
+}
+
+OPERATIONS: dict[str, Operation] = {op.name: op for op in _IMPLEMENTED}
+for _name, _path in _NOT_SUPPORTED.items():
+    OPERATIONS.setdefault(_name, Operation(_name, _path))
+
+REST_ROUTES: dict[str, Operation] = {}
+for _op in OPERATIONS.values():
+    REST_ROUTES.setdefault(_op.rest_path.lower(), _op)
+
+
+def unknown_operation(name: str | None) -> Operation:
+    return Operation(name or "", "")
+
+
+def execute(
+    container: Container,
+    operation: Operation,
+    creds: Credentials,
+    parse: Callable[[], Any],
+    tracking_id: str,
+) -> Any:
+    """Authenticate, then parse, then run: the order every call follows on both protocols."""
+    principal = container.authenticate(creds)
+    if not operation.name:
+        raise ServiceFault(Err.NULL_REQUEST, "The SOAP Body holds no request element")
+    if operation.run is None:
+        raise ServiceFault(Err.OPERATION_NOT_SUPPORTED, operation.name)
+    return operation.run(container, principal, parse(), tracking_id)

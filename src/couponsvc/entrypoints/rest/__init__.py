@@ -1,0 +1,1 @@
+"""REST (JSON) binding of the Customer Billing service."""

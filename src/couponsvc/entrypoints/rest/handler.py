@@ -1,0 +1,106 @@
+"""The REST endpoint: JSON in, the shared operation table, JSON out with ApplicationFault bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from couponsvc.bootstrap import Container
+from couponsvc.domain.errors import Err, ServiceFault, StoreUnavailable
+from couponsvc.entrypoints.http import BodyTooLarge, CallLog, log, media_type, read_body, too_large_fault
+from couponsvc.entrypoints.operations import REST_ROUTES, Operation, execute
+from couponsvc.service_layer.auth import Credentials
+
+JSON_CT = "application/json; charset=utf-8"
+
+
+def json_response(call: CallLog, payload: Any, status: int, code: int | None = None,
+                  headers: dict[str, str] | None = None) -> Response:
+    call.done(status, code)
+    return Response(
+        json.dumps(payload, separators=(",", ":")).encode(),
+        status_code=status,
+        media_type=JSON_CT,
+        headers={"TrackingId": call.tracking_id, **(headers or {})},
+    )
+
+
+def fault_payload(tracking_id: str, fault: ServiceFault) -> dict[str, Any]:
+    d = fault.error
+    if d.kind.value == "AdApiFaultDetail":
+        return {"TrackingId": tracking_id,
+                "Errors": [{"Code": d.code, "Detail": fault.details, "ErrorCode": d.error_code, "Message": d.message}],
+                "Type": "AdApiFaultDetail"}
+    return {"TrackingId": tracking_id,
+            "OperationErrors": [{"Code": d.code, "Details": fault.details, "Message": d.message}],
+            "Type": "ApiFault"}
+
+
+def fault_response(call: CallLog, fault: ServiceFault, status: int | None = None) -> Response:
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else None
+    return json_response(call, fault_payload(call.tracking_id, fault), status or fault.http_status,
+                         fault.error.code, headers)
+
+
+def credentials(request: Request) -> Credentials:
+    access_token = None
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            access_token = value.strip()
+    if access_token is None:
+        access_token = request.headers.get("authenticationtoken")
+    return Credentials(request.headers.get("developertoken"), access_token)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise ServiceFault(Err.API_INPUT_VALIDATION_ERROR, f"The body is not valid JSON: {detail}") from exc
+
+
+async def rest_endpoint(request: Request) -> Response:
+    container: Container = request.app.state.container
+    call = CallLog("REST")
+    op: Operation | None = REST_ROUTES.get(request.url.path.rstrip("/").lower())
+    if op is None:
+        fault = ServiceFault(Err.API_INPUT_VALIDATION_ERROR, f"No Customer Billing operation at {request.url.path}")
+        return fault_response(call, fault, 404)
+    call.operation = op.name
+    try:
+        try:
+            body = await read_body(request, container.settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            return fault_response(call, too_large_fault(exc), 413)
+        if body.strip():
+            if media_type(request) != "application/json":
+                raise ServiceFault(
+                    Err.API_INPUT_VALIDATION_ERROR,
+                    f"Content-Type must be application/json (got {media_type(request) or 'none'!r})",
+                )
+            document = parse_json(body)
+        else:
+            document = None
+        result = await run_in_threadpool(
+            execute, container, op, credentials(request), lambda: op.parse_json(document), call.tracking_id
+        )
+        return json_response(call, op.render_json(result), 200)
+    except ServiceFault as fault:
+        return fault_response(call, fault)
+    except StoreUnavailable as exc:
+        log.error("tracking_id=%s database unavailable: %s", call.tracking_id, exc)
+        return fault_response(call, ServiceFault(Err.INTERNAL_ERROR))
+    except Exception:
+        log.exception("tracking_id=%s unexpected error", call.tracking_id)
+        return fault_response(call, ServiceFault(Err.INTERNAL_ERROR))

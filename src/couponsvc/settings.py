@@ -1,0 +1,117 @@
+"""Settings: read from COUPONSVC_* environment variables once, validated, with messages naming the key."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from couponsvc.domain.emails import is_valid_address
+from couponsvc.domain.errors import ConfigurationError
+
+PREFIX = "COUPONSVC_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    mail_url: str
+    mail_from: str
+    message_id_domain: str
+    max_body_bytes: int
+    max_xml_depth: int
+    max_addresses_per_call: int
+    delivery_timeout: float
+    log_level: str
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int, maximum: int) -> int:
+    raw = env.get(PREFIX + key)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigurationError(f"{PREFIX}{key}={raw!r} is not a whole number") from None
+    if not minimum <= value <= maximum:
+        raise ConfigurationError(f"{PREFIX}{key}={value} must be between {minimum} and {maximum}")
+    return value
+
+
+def _float(env: Mapping[str, str], key: str, default: float, minimum: float, maximum: float) -> float:
+    raw = env.get(PREFIX + key)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigurationError(f"{PREFIX}{key}={raw!r} is not a number of seconds") from None
+    if not minimum <= value <= maximum:
+        raise ConfigurationError(f"{PREFIX}{key}={value} must be between {minimum} and {maximum}")
+    return value
+
+
+def check_database_url(url: str, key: str = PREFIX + "DATABASE_URL") -> str:
+    scheme = urlsplit(url).scheme.split("+", 1)[0]
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ConfigurationError(
+            f"{key}={url!r}: use sqlite:///PATH (the default) or postgresql://USER@HOST:PORT/DB"
+        )
+    if scheme == "postgres":
+        url = "postgresql" + url[len("postgres"):]
+    return url
+
+
+def check_mail_url(url: str, key: str = PREFIX + "MAIL_URL") -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "maildir":
+        if not (parts.netloc + parts.path):
+            raise ConfigurationError(f"{key}={url!r}: maildir:// needs a folder, e.g. maildir://./couponsvc-data/mail")
+        return url
+    if parts.scheme in ("smtp", "smtps"):
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigurationError(f"{key}={url!r}: the port is not a number") from None
+        if not parts.hostname or port is None:
+            raise ConfigurationError(f"{key}={url!r}: write it as {parts.scheme}://[user:pass@]host:port")
+        return url
+    raise ConfigurationError(
+        f"{key}={url!r}: the scheme must be smtp://, smtps:// or maildir:// (e.g. smtp://127.0.0.1:25)"
+    )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build and validate the settings; raises ConfigurationError naming the key at fault."""
+    env = os.environ if env is None else env
+    data_dir = Path(env.get(PREFIX + "DATA_DIR") or "./couponsvc-data")
+    database_url = check_database_url(env.get(PREFIX + "DATABASE_URL") or f"sqlite:///{data_dir}/couponsvc.db")
+    mail_url = check_mail_url(env.get(PREFIX + "MAIL_URL") or f"maildir://{data_dir}/mail")
+    mail_from = env.get(PREFIX + "MAIL_FROM") or "coupons@couponsvc.localhost"
+    if not is_valid_address(mail_from):
+        raise ConfigurationError(f"{PREFIX}MAIL_FROM={mail_from!r} is not a valid email address")
+    domain = env.get(PREFIX + "MESSAGE_ID_DOMAIN") or mail_from.rsplit("@", 1)[1]
+    if not is_valid_address("x@" + domain):
+        raise ConfigurationError(f"{PREFIX}MESSAGE_ID_DOMAIN={domain!r} is not a valid domain name")
+    log_level = (env.get(PREFIX + "LOG_LEVEL") or "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigurationError(f"{PREFIX}LOG_LEVEL={log_level!r}: use DEBUG, INFO, WARNING or ERROR")
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        mail_url=mail_url,
+        mail_from=mail_from,
+        message_id_domain=domain,
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 1024**3),
+        max_xml_depth=_int(env, "MAX_XML_DEPTH", 32, 8, 256),
+        max_addresses_per_call=_int(env, "MAX_ADDRESSES_PER_CALL", 1000, 1, 1000),
+        delivery_timeout=_float(env, "DELIVERY_TIMEOUT", 10.0, 0.0, 300.0),
+        log_level=log_level,
+    )
