@@ -46,6 +46,8 @@ class Container:
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def bootstrap(settings: Settings | None = None, *, migrate: bool = True) -> Container:

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from couponsvc.domain.errors import Err, ServiceFault
 
@@ -57,3 +58,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def with_tracking_id(response: Response, tracking_id: str) -> Response:
+    """Add the ``TrackingId`` header, spelled as the vendor spells it (Starlette would lower-case it)."""
+    response.raw_headers.append((b"TrackingId", tracking_id.encode("ascii")))
+    return response

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from couponsvc.bootstrap import Container
 from couponsvc.domain.errors import Err, ServiceFault, StoreUnavailable
-from couponsvc.entrypoints.http import BodyTooLarge, CallLog, log, media_type, read_body, too_large_fault
+from couponsvc.entrypoints.http import BodyTooLarge, CallLog, log, media_type, read_body, too_large_fault, with_tracking_id
 from couponsvc.entrypoints.operations import REST_ROUTES, Operation, execute
 from couponsvc.service_layer.auth import Credentials
 
@@ -21,12 +21,9 @@ JSON_CT = "application/json; charset=utf-8"
 def json_response(call: CallLog, payload: Any, status: int, code: int | None = None,
                   headers: dict[str, str] | None = None) -> Response:
     call.done(status, code)
-    return Response(
-        json.dumps(payload, separators=(",", ":")).encode(),
-        status_code=status,
-        media_type=JSON_CT,
-        headers={"TrackingId": call.tracking_id, **(headers or {})},
-    )
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return with_tracking_id(Response(body, status_code=status, media_type=JSON_CT, headers=headers),
+                            call.tracking_id)
 
 
 def fault_payload(tracking_id: str, fault: ServiceFault) -> dict[str, Any]:

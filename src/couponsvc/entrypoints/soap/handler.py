@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from couponsvc.bootstrap import Container
 from couponsvc.domain.errors import Err, ServiceFault, StoreUnavailable
-from couponsvc.entrypoints.http import BodyTooLarge, CallLog, log, media_type, read_body, too_large_fault
+from couponsvc.entrypoints.http import BodyTooLarge, CallLog, log, media_type, read_body, too_large_fault, with_tracking_id
 from couponsvc.entrypoints.operations import OPERATIONS, execute, unknown_operation
 from couponsvc.entrypoints.soap import envelope
 
@@ -17,7 +17,7 @@ XML_CT = "text/xml; charset=utf-8"
 
 def _reply(call: CallLog, body: bytes, status: int, code: int | None = None) -> Response:
     call.done(status, code)
-    return Response(body, status_code=status, media_type=XML_CT, headers={"TrackingId": call.tracking_id})
+    return with_tracking_id(Response(body, status_code=status, media_type=XML_CT), call.tracking_id)
 
 
 async def soap_endpoint(request: Request) -> Response:
