@@ -21,7 +21,7 @@ from couponsvc.entrypoints.soap.handler import soap_endpoint
 from couponsvc.entrypoints.soap.wsdl import wsdl_endpoint
 
 SOAP_PATH = "/Api/Billing/v13/CustomerBillingService.svc"
-REST_METHODS = ["POST", "PUT", "GET", "DELETE", "PATCH"]
+REST_METHODS = ["POST", "PUT"]
 
 
 async def health(request: Request) -> Response:
