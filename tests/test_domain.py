@@ -117,3 +117,12 @@ def test_batch_errors_cannot_be_raised_as_faults() -> None:
     with pytest.raises(ValueError):
         ServiceFault(Err.NO_COUPON_AVAILABLE)
     assert BatchError.of(Err.NO_COUPON_AVAILABLE, 4).error_code == "NoCouponAvailable"
+
+
+def test_docs_show_the_catalogue_of_the_code() -> None:
+    from pathlib import Path
+
+    from couponsvc.domain.errors import catalogue_markdown
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "error-catalogue.md").read_text()
+    assert catalogue_markdown() in doc, "regenerate docs/error-catalogue.md with `couponsvc errors`"

@@ -150,3 +150,16 @@ class ConfigurationError(CouponSvcError):
 
 class StoreUnavailable(CouponSvcError):
     """The database could not be reached or answered with an unexpected error."""
+
+
+def catalogue_markdown() -> str:
+    """The catalogue as the Markdown table in docs/error-catalogue.md (a test keeps the two equal)."""
+    where = {FaultKind.AD_API: "AdApiFaultDetail", FaultKind.API: "ApiFault", FaultKind.BATCH: "BatchError"}
+    lines = [
+        "| Code | ErrorCode | Where | HTTP (REST) | Message |",
+        "|---|---|---|---|---|",
+    ]
+    for d in CATALOGUE.values():
+        status = "—" if d.http_status is None else str(d.http_status)
+        lines.append(f"| {d.code} | {d.error_code} | {where[d.kind]} | {status} | {d.message} |")
+    return "\n".join(lines) + "\n"

@@ -242,6 +242,14 @@ def codes_generate(customer: int, class_name: str, count: int, pattern: str) -> 
     click.echo(f"added {count:,} codes to {class_name}")
 
 
+@cli.command()
+def errors() -> None:
+    """Print the error catalogue (codes, ErrorCodes, where they travel, HTTP statuses) as Markdown."""
+    from couponsvc.domain.errors import catalogue_markdown
+
+    click.echo(catalogue_markdown(), nl=False)
+
+
 def main() -> None:  # pragma: no cover - console script entry
     cli()
 
