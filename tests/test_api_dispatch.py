@@ -12,7 +12,17 @@ import httpx
 import pytest
 
 from tests.support import restkit, soapkit
-from tests.support.seeds import ALICE, ALICE_EXPIRED, BOB, CLASS, CUSTOMER, DEV, DEV_DISABLED, EXPIRED_CLASS, new_class_seed
+from tests.support.seeds import (
+    ALICE,
+    ALICE_EXPIRED,
+    BOB,
+    CLASS,
+    CUSTOMER,
+    DEV,
+    DEV_DISABLED,
+    EXPIRED_CLASS,
+    new_class_seed,
+)
 from tests.support.server import ServerProcess
 
 _n = itertools.count()

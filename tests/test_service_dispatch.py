@@ -16,15 +16,17 @@ from couponsvc.bootstrap import Container
 from couponsvc.domain.errors import ServiceFault
 from couponsvc.service_layer.auth import Credentials
 from couponsvc.service_layer.dispatch import DispatchCouponsRequest, DispatchOutcome, dispatch_coupons
+from tests.support.databases import database_url
 from tests.support.seeds import ALICE, ALICE_EXPIRED, BASE_SEED, BOB, DEV, DEV_DISABLED, new_class_seed
 from tests.support.service import load, make_container
 
 
-@pytest.fixture
-def container(tmp_path: Path) -> Iterator[Container]:
-    c = make_container(tmp_path, BASE_SEED)
-    yield c
-    c.close()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def container(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Container]:
+    with database_url(request.param, tmp_path) as url:
+        c = make_container(tmp_path, BASE_SEED, DATABASE_URL=url)
+        yield c
+        c.close()
 
 
 def call(c: Container, emails: list[str | None] | None, customer: Any = 222, cls: str | None = "SPRING-100",

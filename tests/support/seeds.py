@@ -54,7 +54,9 @@ BASE_SEED: dict[str, Any] = {
 _counter = itertools.count(1)
 
 
-def new_class_seed(codes: int, *, prefix: str = "T", customer: int = CUSTOMER, **attrs: Any) -> tuple[str, dict[str, Any]]:
+def new_class_seed(
+    codes: int, *, prefix: str = "T", customer: int = CUSTOMER, **attrs: Any
+) -> tuple[str, dict[str, Any]]:
     """A seed adding a fresh class with ``codes`` listed codes (in load order); returns (name, seed)."""
     n = next(_counter)
     name = f"{prefix}-CLASS-{n}"

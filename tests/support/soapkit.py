@@ -47,7 +47,8 @@ def dispatch_body(
         parts.append('<SendToEmails i:nil="true"/>')
     else:
         items = "".join(
-            '<a1:string i:nil="true"/>' if e is None else f"<a1:string>{escape(e, {chr(13): '&#13;'})}</a1:string>" for e in emails
+            '<a1:string i:nil="true"/>' if e is None else f"<a1:string>{escape(e, {chr(13): '&#13;'})}</a1:string>"
+            for e in emails
         )
         parts.append(f'<SendToEmails xmlns:a1="{ARR}">{items}</SendToEmails>')
     if customer_id is not None:

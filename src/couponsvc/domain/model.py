@@ -14,7 +14,7 @@ MAX_ADDRESSES_PER_CALL = 1000
 INT64_MAX = 2**63 - 1
 
 
-class CouponState(str, enum.Enum):
+class CouponState(enum.StrEnum):
     AVAILABLE = "available"
     DISPATCHED = "dispatched"
     REDEEMED = "redeemed"

@@ -50,9 +50,10 @@ def demo_banner(base_url: str) -> str:
 XML"""
     rest = f"""curl -s {base_url}/CustomerBilling/v13/Coupons/Dispatch \\
   -H 'Content-Type: application/json' \\
-  -H 'Authorization: Bearer {DEMO_ACCESS_TOKEN}' -H 'DeveloperToken: {DEMO_DEVELOPER_TOKEN}' \\
+  -H 'Authorization: Bearer {DEMO_ACCESS_TOKEN}' \\
+  -H 'DeveloperToken: {DEMO_DEVELOPER_TOKEN}' \\
   -H 'CustomerId: {DEMO_CUSTOMER_ID}' -H 'CustomerAccountId: {DEMO_ACCOUNT_ID}' \\
-  -d '{{"SendToEmails": ["grace@example.com"], "CustomerId": "{DEMO_CUSTOMER_ID}", "CouponClassName": "{DEMO_CLASS}"}}'"""
+  -d '{{"SendToEmails": ["grace@example.com"], "CustomerId": "{DEMO_CUSTOMER_ID}", "CouponClassName": "{DEMO_CLASS}"}}'"""  # noqa: E501
     return f"""
 Demo data loaded (customer {DEMO_CUSTOMER_ID}, class {DEMO_CLASS}, 1000 codes).
   DeveloperToken:      {DEMO_DEVELOPER_TOKEN}

@@ -24,7 +24,7 @@ def obj_fields(body: Any, allowed: tuple[str, ...], container: str) -> dict[str,
 
 def long_value(value: Any, field: str) -> RawLong:
     if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-        return value  # type: ignore[no-any-return]
+        return value
     raise invalid(f"{field} must be a long (a string of digits or an integer)")
 
 
