@@ -8,7 +8,15 @@ from starlette.responses import Response
 
 from couponsvc.bootstrap import Container
 from couponsvc.domain.errors import Err, ServiceFault, StoreUnavailable
-from couponsvc.entrypoints.http import BodyTooLarge, CallLog, log, media_type, read_body, too_large_fault, with_tracking_id
+from couponsvc.entrypoints.http import (
+    BodyTooLarge,
+    CallLog,
+    log,
+    media_type,
+    read_body,
+    too_large_fault,
+    with_tracking_id,
+)
 from couponsvc.entrypoints.operations import OPERATIONS, execute, unknown_operation
 from couponsvc.entrypoints.soap import envelope
 

@@ -1,0 +1,224 @@
+"""Drive couponsvc with the official Bing Ads SOAP SDK (pip `bingads`, suds) and report what the SDK saw.
+
+Run with the SOAP SDK's own interpreter (``.venv-soap/bin/python``), not the project's: both official
+SDKs install a module named ``bingads``.  Input is one JSON document (argv[1], or stdin when absent):
+
+    {"base_url": "http://127.0.0.1:8080",
+     "calls": [{"id": "ok", "developer_token": "DEV", "access_token": "AT", "customer_id": 222,
+                "account_id": 111, "auth": "implicit" | "implicit-no-refresh" | "refreshable",
+                "fresh_access_token": "AT2",               # "refreshable" only
+                "client": "sdk" | "suds-wsdl",              # suds-wsdl: plain suds on the server's ?wsdl
+                "args": {"SendToEmails": [...] | null, "CustomerId": 222, "CouponClassName": "X"}}]}
+
+Keys missing from ``args`` are not passed to the SDK at all.  Output (stdout) is a JSON list with one
+result per call, in order, each one of:
+
+    {"id", "outcome": "response", "partial_errors": [{"Code", "Details", "Index", "Message"}],
+     "header_tracking_id", "http_status", "http_tracking_id", "refreshes": [...]}
+    {"id", "outcome": "fault", "kind": "AdApiFaultDetail" | "ApiFault", "faultcode", "faultstring",
+     "tracking_id", "errors": [...], "header_tracking_id", "http_status", "http_tracking_id", "refreshes"}
+    {"id", "outcome": "exception", "type", "message", "refreshes"}
+
+Values are reported as the SDK typed them (suds types a response by the SDK's bundled WSDL, so a
+BatchError Code is an int; fault details are untyped strings, which is what the SDK itself compares).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from bingads.authorization import (
+    AuthorizationData,
+    OAuthDesktopMobileAuthCodeGrant,
+    OAuthDesktopMobileImplicitGrant,
+    OAuthTokens,
+)
+from bingads.service_client import ServiceClient
+from suds import WebFault
+from suds.client import Client
+from suds.transport import TransportError
+from suds.transport.https import HttpAuthenticated
+
+SOAP_PATH = "/Api/Billing/v13/CustomerBillingService.svc"
+ARRAYS_NS = "http://schemas.microsoft.com/2003/10/Serialization/Arrays"
+
+
+class RecordingTransport(HttpAuthenticated):
+    """suds' default transport, remembering the HTTP status and TrackingId header of the last reply."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.last_status: int | None = None
+        self.last_tracking_id: str | None = None
+
+    def send(self, request: Any) -> Any:
+        self.last_status = self.last_tracking_id = None
+        try:
+            reply = super().send(request)
+        except TransportError as exc:
+            self.last_status = exc.httpcode
+            headers = getattr(exc.fp, "headers", None)
+            self.last_tracking_id = headers.get("TrackingId") if headers is not None else None
+            raise
+        if reply is not None:
+            self.last_status = reply.code
+            self.last_tracking_id = reply.headers.get("TrackingId")
+        return reply
+
+
+class SimulatedRefreshGrant(OAuthDesktopMobileAuthCodeGrant):
+    """An auth-code grant whose refresh answers locally instead of calling the Microsoft identity platform.
+
+    Everything else (when the SDK decides to refresh, how it retries) is the SDK's own logic.
+    """
+
+    def __init__(self, client_id: str, oauth_tokens: OAuthTokens, fresh_access_token: str) -> None:
+        super().__init__(client_id, oauth_tokens=oauth_tokens)
+        self.fresh_access_token = fresh_access_token
+        self.refreshes: list[str | None] = []
+
+    def request_oauth_tokens_by_refresh_token(self, refresh_token: str) -> OAuthTokens:
+        self.refreshes.append(refresh_token)
+        self._oauth_tokens = OAuthTokens(
+            access_token=self.fresh_access_token, access_token_expires_in_seconds=3600,
+            refresh_token=f"{refresh_token}-next",
+        )
+        return self._oauth_tokens
+
+
+def as_list(value: Any) -> list[Any]:
+    """suds gives a single array item as an object and several as a list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def plain(value: Any) -> Any:
+    """suds Text is a str subclass: make it a plain str (None stays None) so JSON keeps its type."""
+    return str(value) if isinstance(value, str) else value
+
+
+def batch_errors(result: Any) -> list[dict[str, Any]]:
+    """The PartialErrors the SDK returned: an ArrayOfBatchError object, or empty text for an empty element."""
+    if result is None or (isinstance(result, str) and not result.strip()):
+        return []
+    if not hasattr(result, "BatchError"):
+        raise TypeError(f"unexpected DispatchCoupons result {result!r}")
+    return [
+        {"Code": plain(e.Code), "Details": plain(e.Details), "Index": plain(e.Index), "Message": plain(e.Message)}
+        for e in as_list(result.BatchError)
+    ]
+
+
+def read_fault(ex: WebFault) -> dict[str, Any]:
+    """The fault as an SDK user reads it: ex.fault.detail.AdApiFaultDetail / ex.fault.detail.ApiFault."""
+    fault = ex.fault
+    detail = fault.detail
+    out: dict[str, Any] = {"faultcode": plain(fault.faultcode), "faultstring": plain(fault.faultstring)}
+    if hasattr(detail, "AdApiFaultDetail"):
+        node = detail.AdApiFaultDetail
+        out["kind"] = "AdApiFaultDetail"
+        out["errors"] = [
+            {"Code": plain(e.Code), "Detail": plain(e.Detail), "ErrorCode": plain(e.ErrorCode),
+             "Message": plain(e.Message)}
+            for e in as_list(node.Errors.AdApiError)
+        ]
+    elif hasattr(detail, "ApiFault"):
+        node = detail.ApiFault
+        out["kind"] = "ApiFault"
+        out["errors"] = [
+            {"Code": plain(e.Code), "Details": plain(e.Details), "Message": plain(e.Message)}
+            for e in as_list(node.OperationErrors.OperationError)
+        ]
+    else:
+        raise TypeError(f"fault detail holds neither AdApiFaultDetail nor ApiFault: {detail!r}")
+    out["tracking_id"] = plain(node.TrackingId)
+    return out
+
+
+def authentication(call: dict[str, Any]) -> Any:
+    tokens = OAuthTokens(access_token=call.get("access_token"), access_token_expires_in_seconds=3600,
+                         refresh_token="refresh-token-1")
+    if call.get("auth", "implicit") == "refreshable":
+        return SimulatedRefreshGrant("couponsvc-tests", tokens, call["fresh_access_token"])
+    return OAuthDesktopMobileImplicitGrant(client_id="couponsvc-tests", oauth_tokens=tokens)
+
+
+def sdk_call(base_url: str, call: dict[str, Any]) -> dict[str, Any]:
+    auth = authentication(call)
+    data = AuthorizationData(
+        account_id=call.get("account_id", 111), customer_id=call.get("customer_id", 222),
+        developer_token=call.get("developer_token"), authentication=auth,
+    )
+    transport = RecordingTransport()
+    service = ServiceClient("CustomerBillingService", 13, authorization_data=data, environment="production",
+                            location=base_url + SOAP_PATH, transport=transport)
+    if call.get("auth") == "implicit-no-refresh":
+        service.refresh_oauth_tokens_automatically = False
+    kwargs = dict(call.get("args", {}))
+    if kwargs.get("SendToEmails") is not None:
+        emails = service.factory.create("ns1:ArrayOfstring")
+        emails.string = kwargs["SendToEmails"]
+        kwargs["SendToEmails"] = emails
+    out: dict[str, Any] = {}
+    try:
+        try:
+            result = service.DispatchCoupons(**kwargs)
+            out = {"outcome": "response", "partial_errors": batch_errors(result)}
+        except WebFault as ex:
+            out = {"outcome": "fault", **read_fault(ex)}
+        out["header_tracking_id"] = plain(service.get_response_header().get("TrackingId"))
+        out["http_status"] = transport.last_status
+        out["http_tracking_id"] = transport.last_tracking_id
+    finally:
+        out["refreshes"] = getattr(auth, "refreshes", [])
+    return out
+
+
+def wsdl_call(base_url: str, call: dict[str, Any]) -> dict[str, Any]:
+    """A generic suds client built from the server's own ?wsdl (not the SDK's bundled copy)."""
+    transport = RecordingTransport()
+    client = Client(base_url + SOAP_PATH + "?wsdl", transport=transport)
+    client.set_options(soapheaders={"AuthenticationToken": call.get("access_token"),
+                                    "DeveloperToken": call.get("developer_token")})
+    kwargs = dict(call.get("args", {}))
+    if kwargs.get("SendToEmails") is not None:
+        emails = client.factory.create(f"{{{ARRAYS_NS}}}ArrayOfstring")
+        emails.string = kwargs["SendToEmails"]
+        kwargs["SendToEmails"] = emails
+    try:
+        out = {"outcome": "response", "partial_errors": batch_errors(client.service.DispatchCoupons(**kwargs))}
+    except WebFault as ex:
+        out = {"outcome": "fault", **read_fault(ex)}
+    reply = client.last_received()
+    header = reply.getChild("Envelope").getChild("Header") if reply is not None else None
+    tracking = header.getChild("TrackingId") if header is not None else None
+    out["header_tracking_id"] = plain(tracking.getText()) if tracking is not None else None
+    out["http_status"] = transport.last_status
+    out["http_tracking_id"] = transport.last_tracking_id
+    out["refreshes"] = []
+    return out
+
+
+def run(instruction: dict[str, Any]) -> list[dict[str, Any]]:
+    results = []
+    for call in instruction["calls"]:
+        runner = wsdl_call if call.get("client", "sdk") == "suds-wsdl" else sdk_call
+        try:
+            result = runner(instruction["base_url"], call)
+        except Exception as ex:  # reported, not raised: the test decides whether it was expected
+            result = {"outcome": "exception", "type": type(ex).__name__, "message": str(ex), "refreshes": []}
+        results.append({"id": call.get("id"), **result})
+    return results
+
+
+def main() -> None:
+    raw = sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()
+    json.dump(run(json.loads(raw)), sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
