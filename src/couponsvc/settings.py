@@ -26,6 +26,7 @@ class Settings:
     max_addresses_per_call: int
     delivery_timeout: float
     log_level: str
+    public_url: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -103,7 +104,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     log_level = (env.get(PREFIX + "LOG_LEVEL") or "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigurationError(f"{PREFIX}LOG_LEVEL={log_level!r}: use DEBUG, INFO, WARNING or ERROR")
+    public_url = (env.get(PREFIX + "PUBLIC_URL") or "").strip() or None
+    if public_url is not None:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ConfigurationError(
+                f"{PREFIX}PUBLIC_URL={public_url!r}: give the base URL clients use, e.g. https://coupons.example.com"
+            )
+        public_url = public_url.rstrip("/")
     return Settings(
+        public_url=public_url,
         data_dir=data_dir,
         database_url=database_url,
         mail_url=mail_url,

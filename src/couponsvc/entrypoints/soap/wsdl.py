@@ -28,5 +28,9 @@ async def wsdl_endpoint(request: Request) -> Response:
             "couponsvc Customer Billing service v13 (SOAP 1.1). POST SOAP envelopes here; "
             "the service description is at ?wsdl or ?singleWsdl.\n"
         )
-    location = str(request.url.replace(query="", fragment=""))
+    public_url = request.app.state.container.settings.public_url
+    if public_url:  # behind a reverse proxy: advertise the address clients use
+        location = public_url + request.url.path
+    else:
+        location = str(request.url.replace(query="", fragment=""))
     return Response(render_wsdl(location), media_type="text/xml; charset=utf-8")
