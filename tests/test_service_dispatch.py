@@ -139,7 +139,9 @@ def test_dispatch_records_coupon_state_and_outbox_message_in_the_same_transactio
     assert (coupon.state, coupon.send_to_email, coupon.send_to_email_key) == ("dispatched", "Ada@Example.com",
                                                                            "ada@example.com")
     assert coupon.dispatch_id == out.dispatch_id and coupon.send_to_date is not None
-    assert (msg.recipient, msg.status, msg.dispatch_id) == ("Ada@Example.com", "queued", out.dispatch_id)
+    # the message starts leased to the call, which delivers it right after the commit (or a worker, later)
+    assert (msg.recipient, msg.status, msg.dispatch_id) == ("Ada@Example.com", "sending", out.dispatch_id)
+    assert msg.lease_owner == "call:tid" and msg.lease_until > msg.created_at
     assert msg.message_id == f"<coupon-{alloc.coupon.id}.dispatch-{out.dispatch_id}@couponsvc.localhost>"
 
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from couponsvc.domain.emails import is_valid_address
 from couponsvc.domain.errors import ConfigurationError
@@ -27,6 +27,16 @@ class Settings:
     delivery_timeout: float
     log_level: str
     public_url: str | None = None
+    smtp_timeout: float = 30.0
+    smtp_connections: int = 4
+    lease_seconds: float = 30.0
+    retry_first: float = 60.0
+    retry_factor: float = 2.0
+    retry_cap: float = 3600.0
+    retry_lifetime: float = 86400.0
+    worker_batch: int = 200
+    worker_poll: float = 0.5
+    worker_in_process: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -59,6 +69,17 @@ def _float(env: Mapping[str, str], key: str, default: float, minimum: float, max
     return value
 
 
+def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = (env.get(PREFIX + key) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{PREFIX}{key}={raw!r}: use true or false")
+
+
 def check_database_url(url: str, key: str = PREFIX + "DATABASE_URL") -> str:
     scheme = urlsplit(url).scheme.split("+", 1)[0]
     if scheme not in ("sqlite", "postgresql", "postgres"):
@@ -80,13 +101,26 @@ def check_mail_url(url: str, key: str = PREFIX + "MAIL_URL") -> str:
         try:
             port = parts.port
         except ValueError:
-            raise ConfigurationError(f"{key}={url!r}: the port is not a number") from None
+            raise ConfigurationError(f"{key}={_redact(url)!r}: the port is not a number") from None
         if not parts.hostname or port is None:
-            raise ConfigurationError(f"{key}={url!r}: write it as {parts.scheme}://[user:pass@]host:port")
+            raise ConfigurationError(f"{key}={_redact(url)!r}: write it as {parts.scheme}://[user:pass@]host:port")
+        options = {k.lower() for k in parse_qs(parts.query)}
+        if options - {"starttls", "verify"}:
+            raise ConfigurationError(
+                f"{key}={_redact(url)!r}: unknown option {sorted(options - {'starttls', 'verify'})[0]!r};"
+                " the options are starttls=true and verify=false")
         return url
     raise ConfigurationError(
         f"{key}={url!r}: the scheme must be smtp://, smtps:// or maildir:// (e.g. smtp://127.0.0.1:25)"
     )
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -124,4 +158,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_addresses_per_call=_int(env, "MAX_ADDRESSES_PER_CALL", 1000, 1, 1000),
         delivery_timeout=_float(env, "DELIVERY_TIMEOUT", 10.0, 0.0, 300.0),
         log_level=log_level,
+        smtp_timeout=_float(env, "SMTP_TIMEOUT", 30.0, 0.1, 600.0),
+        smtp_connections=_int(env, "SMTP_CONNECTIONS", 4, 1, 64),
+        lease_seconds=_float(env, "LEASE_SECONDS", 30.0, 1.0, 3600.0),
+        retry_first=_float(env, "RETRY_FIRST", 60.0, 0.0, 86400.0),
+        retry_factor=_float(env, "RETRY_FACTOR", 2.0, 1.0, 100.0),
+        retry_cap=_float(env, "RETRY_CAP", 3600.0, 0.0, 7 * 86400.0),
+        retry_lifetime=_float(env, "RETRY_LIFETIME", 86400.0, 0.0, 30 * 86400.0),
+        worker_batch=_int(env, "WORKER_BATCH", 200, 1, 10000),
+        worker_poll=_float(env, "WORKER_POLL", 0.5, 0.01, 60.0),
+        worker_in_process=_bool(env, "WORKER", True),
     )

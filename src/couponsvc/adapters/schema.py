@@ -120,6 +120,7 @@ outbox = Table(
     Column("status", String(16), nullable=False, server_default="queued"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime, nullable=False),
+    Column("queued_at", DateTime, nullable=False),  # start of the give-up lifetime (reset by `mail retry`)
     Column("next_attempt_at", DateTime, nullable=False),
     Column("lease_owner", String(64)),
     Column("lease_until", DateTime),
@@ -167,4 +168,16 @@ access_tokens = Table(
     Column("revoked_at", DateTime),
     Column("created_at", DateTime, nullable=False),
     UniqueConstraint("token_hash", name="uq_access_tokens_hash"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("outbox_id", Id, ForeignKey("outbox.id"), nullable=False, index=True),
+    Column("attempted_at", DateTime, nullable=False),
+    Column("worker", String(100), nullable=False),
+    Column("outcome", String(16), nullable=False),  # sent | temporary | permanent | gave_up | requeued
+    Column("smtp_code", Integer),
+    Column("detail", Text),
 )

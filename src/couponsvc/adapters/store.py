@@ -142,11 +142,14 @@ class SqlStore:
         if result.rowcount != len(allocations):
             raise ConcurrentUpdate(f"{len(allocations) - result.rowcount} coupons were taken by another call")
 
-    def enqueue(self, entries: Iterable[OutboxEntry], dispatch_id: int, now: datetime) -> None:
+    def enqueue(self, entries: Iterable[OutboxEntry], dispatch_id: int, now: datetime,
+                holder: str | None = None, lease_until: datetime | None = None) -> None:
+        """Queue the messages; with a ``holder`` they start leased to it (the call that delivers them)."""
+        status = "queued" if holder is None else "sending"
         rows = [
             {"coupon_id": e.coupon_id, "dispatch_id": dispatch_id, "recipient": e.recipient,
-             "message_id": e.message_id, "status": "queued", "attempts": 0,
-             "created_at": now, "next_attempt_at": now}
+             "message_id": e.message_id, "status": status, "attempts": 0, "lease_owner": holder,
+             "lease_until": lease_until, "created_at": now, "queued_at": now, "next_attempt_at": now}
             for e in entries
         ]
         if rows:

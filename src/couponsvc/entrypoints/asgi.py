@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import text
@@ -19,6 +22,7 @@ from couponsvc.entrypoints.http import CallLog
 from couponsvc.entrypoints.rest.handler import fault_response, rest_endpoint
 from couponsvc.entrypoints.soap.handler import soap_endpoint
 from couponsvc.entrypoints.soap.wsdl import wsdl_endpoint
+from couponsvc.service_layer.delivery import worker_name
 
 SOAP_PATH = "/Api/Billing/v13/CustomerBillingService.svc"
 REST_METHODS = ["POST", "PUT"]
@@ -45,6 +49,23 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return fault_response(CallLog("HTTP"), fault, exc.status_code)
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Runs the in-process delivery worker beside the API (COUPONSVC_WORKER=false turns it off)."""
+    container: Container = app.state.container
+    stop = asyncio.Event()
+    task = None
+    if container.settings.worker_in_process:
+        task = asyncio.create_task(container.deliverer(worker_name("serve")).run_forever(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        if task is not None:
+            await task
+        await container.transport.aclose()
+
+
 def create_app(container: Container) -> Starlette:
     routes = [
         Route(SOAP_PATH, soap_endpoint, methods=["POST"]),
@@ -53,6 +74,6 @@ def create_app(container: Container) -> Starlette:
         Route("/CustomerBilling/v13/{path:path}", rest_endpoint, methods=REST_METHODS),
     ]
     handlers: dict[Any, Any] = {HTTPException: _http_error}
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.container = container
     return app

@@ -6,16 +6,19 @@ protocols cannot drift apart in ordering (authentication first, then parsing, th
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from couponsvc.bootstrap import Container
-from couponsvc.domain.errors import Err, ServiceFault
+from couponsvc.domain.errors import BatchError, Err, ServiceFault
 from couponsvc.entrypoints.rest import codecs as rest
 from couponsvc.entrypoints.soap import codecs as soap
 from couponsvc.service_layer.auth import Credentials, Principal
-from couponsvc.service_layer.dispatch import dispatch_coupons
+from couponsvc.service_layer.dispatch import DispatchOutcome, dispatch_coupons
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,17 +30,34 @@ class Operation:
     write_soap: Callable[[Any, Any], None] = lambda parent, result: None
     parse_json: Callable[[Any], Any] = lambda body: body
     render_json: Callable[[Any], dict[str, Any]] = lambda result: {}
+    #: runs on the event loop after the operation's transaction committed (DispatchCoupons: delivery)
+    after: Callable[[Container, Any, str], Awaitable[Any]] | None = None
 
 
 def _dispatch(c: Container, principal: Principal, request: Any, tracking_id: str) -> Any:
     return dispatch_coupons(c.uow, c.clock, c.dispatch_config, principal, request, tracking_id)
 
 
+async def _deliver_dispatched(c: Container, outcome: DispatchOutcome, tracking_id: str) -> DispatchOutcome:
+    """Deliver the call's messages within the configured time; a permanent refusal becomes a 3005."""
+    if outcome.dispatch_id is None or not outcome.allocations or not c.dispatch_config.deliver_in_call:
+        return outcome
+    refused = set(await c.deliverer().deliver_dispatch(outcome.dispatch_id, tracking_id,
+                                                       c.settings.delivery_timeout))
+    if not refused:
+        return outcome
+    failed = [a for a in outcome.allocations if a.coupon.id in refused]
+    errors = outcome.partial_errors + [
+        BatchError.of(Err.EMAIL_DELIVERY_FAILED, a.candidate.index, a.candidate.address) for a in failed]
+    return replace(outcome, partial_errors=sorted(errors, key=lambda e: e.index),
+                   allocations=[a for a in outcome.allocations if a.coupon.id not in refused])
+
+
 _IMPLEMENTED = [
     Operation(
         "DispatchCoupons", "/CustomerBilling/v13/Coupons/Dispatch", _dispatch,
         soap.parse_dispatch_coupons, soap.write_dispatch_coupons,
-        rest.parse_dispatch_coupons, rest.render_dispatch_coupons,
+        rest.parse_dispatch_coupons, rest.render_dispatch_coupons, _deliver_dispatched,
     ),
 ]
 
@@ -87,3 +107,16 @@ def execute(
     if operation.run is None:
         raise ServiceFault(Err.OPERATION_NOT_SUPPORTED, operation.name)
     return operation.run(container, principal, parse(), tracking_id)
+
+
+async def run_after(container: Container, operation: Operation, result: Any, tracking_id: str) -> Any:
+    """The operation's post-commit step.  Its failure never turns a committed call into an error: what it
+    did not finish (e.g. delivery) is left to the workers."""
+    if operation.after is None:
+        return result
+    try:
+        return await operation.after(container, result, tracking_id)
+    except Exception:
+        log.exception("tracking_id=%s %s: post-commit step failed; left to the workers", tracking_id,
+                      operation.name)
+        return result

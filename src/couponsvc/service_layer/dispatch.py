@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from couponsvc.adapters.store import OutboxEntry
 from couponsvc.domain.errors import BatchError, Err, ServiceFault
@@ -18,6 +18,7 @@ from couponsvc.domain.model import (
 )
 from couponsvc.domain.values import RawLong, parse_long, positive_long_or_none
 from couponsvc.service_layer.auth import Principal
+from couponsvc.service_layer.delivery import call_lease_owner
 from couponsvc.service_layer.unit_of_work import RetryableConflict, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class DispatchCouponsRequest:
 class DispatchConfig:
     max_addresses: int = 1000
     message_id_domain: str = "couponsvc.localhost"
+    #: the call delivers its own messages right after the commit: they start leased to it
+    deliver_in_call: bool = True
+    lease: timedelta = timedelta(seconds=30)
 
 
 @dataclass(slots=True)
@@ -101,6 +105,8 @@ def dispatch_coupons(
                      for a in allocations),
                     dispatch_id,
                     now,
+                    holder=call_lease_owner(tracking_id) if config.deliver_in_call else None,
+                    lease_until=now + config.lease,
                 )
         except RetryableConflict as exc:
             log.info("tracking_id=%s dispatch lost a race (attempt %d): %s", tracking_id, attempt, exc)

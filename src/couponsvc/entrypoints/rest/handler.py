@@ -20,7 +20,7 @@ from couponsvc.entrypoints.http import (
     too_large_fault,
     with_tracking_id,
 )
-from couponsvc.entrypoints.operations import REST_ROUTES, Operation, execute
+from couponsvc.entrypoints.operations import REST_ROUTES, Operation, execute, run_after
 from couponsvc.service_layer.auth import Credentials
 
 JSON_CT = "application/json; charset=utf-8"
@@ -100,6 +100,7 @@ async def rest_endpoint(request: Request) -> Response:
         result = await run_in_threadpool(
             execute, container, op, credentials(request), lambda: op.parse_json(document), call.tracking_id
         )
+        result = await run_after(container, op, result, call.tracking_id)
         return json_response(call, op.render_json(result), 200)
     except ServiceFault as fault:
         return fault_response(call, fault)

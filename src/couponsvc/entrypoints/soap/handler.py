@@ -17,7 +17,7 @@ from couponsvc.entrypoints.http import (
     too_large_fault,
     with_tracking_id,
 )
-from couponsvc.entrypoints.operations import OPERATIONS, execute, unknown_operation
+from couponsvc.entrypoints.operations import OPERATIONS, execute, run_after, unknown_operation
 from couponsvc.entrypoints.soap import envelope
 
 XML_CT = "text/xml; charset=utf-8"
@@ -50,6 +50,7 @@ async def soap_endpoint(request: Request) -> Response:
         result = await run_in_threadpool(
             execute, container, op, parsed.credentials, lambda: op.parse_soap(parsed.body_element), call.tracking_id
         )
+        result = await run_after(container, op, result, call.tracking_id)
         return _reply(call, envelope.response(call.tracking_id, op.name, lambda el: op.write_soap(el, result)), 200)
     except ServiceFault as fault:
         return _reply(call, envelope.fault(call.tracking_id, fault), 500, fault.error.code)

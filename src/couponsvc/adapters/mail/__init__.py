@@ -1,0 +1,1 @@
+"""Mail: building coupon messages from templates, and the transports that deliver them."""

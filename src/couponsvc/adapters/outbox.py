@@ -1,0 +1,244 @@
+"""The outbox in SQL: claiming messages under a lease, recording outcomes, returning refused coupons.
+
+Every statement is set-based (one round trip per batch, not per message).  A worker only changes a
+message it still holds (``lease_owner``); a worker that died loses its lease after ``lease_until``
+and another worker picks its messages up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+
+from couponsvc.adapters import schema as t
+from couponsvc.domain.delivery import DeliveryResult, Outcome, RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    outbox_id: int
+    coupon_id: int
+    dispatch_id: int
+    recipient: str
+    message_id: str
+    attempts: int
+    queued_at: datetime
+    created_at: datetime
+    code: str
+    class_name: str
+    amount: float | None
+    currency_code: str | None
+    percent_off: float | None
+    spend_threshold: float | None
+    active_duration: int | None
+    redeem_by: datetime | None
+    template: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    sent: int
+    retried: int
+    failed_coupons: list[int]  # refused permanently or given up: these coupons are available again
+
+
+o = t.outbox.c
+c = t.coupons.c
+k = t.coupon_classes.c
+
+
+def _details(conn: Connection, ids: Sequence[int]) -> list[ClaimedMessage]:
+    if not ids:
+        return []
+    rows = conn.execute(
+        select(o.id, o.coupon_id, o.dispatch_id, o.recipient, o.message_id, o.attempts, o.queued_at, o.created_at,
+               c.code, c.expires_at, k.name, k.amount, k.currency_code, k.percent_off, k.spend_threshold,
+               k.active_duration, k.end_date, k.expiration_date, k.template)
+        .join(t.coupons, c.id == o.coupon_id).join(t.coupon_classes, k.id == c.class_id)
+        .where(o.id.in_(bindparam("ids", expanding=True))).order_by(o.id),
+        {"ids": list(ids)},
+    )
+    out = []
+    for r in rows:
+        limits = [d for d in (r.end_date, r.expiration_date, r.expires_at) if d is not None]
+        out.append(ClaimedMessage(
+            r.id, r.coupon_id, r.dispatch_id, r.recipient, r.message_id, r.attempts, r.queued_at, r.created_at,
+            r.code, r.name, r.amount, r.currency_code, r.percent_off, r.spend_threshold, r.active_duration,
+            min(limits) if limits else None, r.template,
+        ))
+    return out
+
+
+def claim_due(conn: Connection, worker: str, now: datetime, lease: timedelta, limit: int) -> list[ClaimedMessage]:
+    """Take up to ``limit`` due messages (queued and due, or held under an expired lease)."""
+    due = (
+        select(o.id)
+        .where(or_(and_(o.status == "queued", o.next_attempt_at <= now),
+                   and_(o.status == "sending", o.lease_until < now)))
+        .order_by(o.next_attempt_at, o.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list(conn.scalars(
+        update(t.outbox).where(o.id.in_(due.scalar_subquery()))
+        .values(status="sending", lease_owner=worker, lease_until=now + lease)
+        .returning(o.id)
+    ))
+    return _details(conn, ids)
+
+
+def claim_dispatch(conn: Connection, worker: str, dispatch_id: int, now: datetime,
+                   lease: timedelta) -> list[ClaimedMessage]:
+    """The messages a dispatch wrote (still held by the dispatching call), re-leased to ``worker``."""
+    ids = list(conn.scalars(
+        update(t.outbox)
+        .where(o.dispatch_id == dispatch_id, o.status == "sending", o.lease_owner == worker)
+        .values(lease_until=now + lease)
+        .returning(o.id)
+    ))
+    return _details(conn, ids)
+
+
+def renew(conn: Connection, worker: str, ids: Sequence[int], now: datetime, lease: timedelta) -> None:
+    if ids:
+        conn.execute(
+            update(t.outbox).where(o.id.in_(bindparam("ids", expanding=True)), o.lease_owner == worker,
+                                   o.status == "sending").values(lease_until=now + lease),
+            {"ids": list(ids)},
+        )
+
+
+def release(conn: Connection, worker: str, ids: Sequence[int], now: datetime) -> None:
+    """Give messages back to the queue untried (e.g. the call's delivery time ran out)."""
+    if ids:
+        conn.execute(
+            update(t.outbox).where(o.id.in_(bindparam("ids", expanding=True)), o.lease_owner == worker,
+                                   o.status == "sending")
+            .values(status="queued", lease_owner=None, lease_until=None, next_attempt_at=now),
+            {"ids": list(ids)},
+        )
+
+
+def settle(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], results: Sequence[DeliveryResult],
+           now: datetime, policy: RetryPolicy) -> Settled:
+    """Record what happened to each message; refused and given-up coupons become available again."""
+    by_id = {m.outbox_id: m for m in claimed}
+    sent: list[dict[str, Any]] = []
+    retry: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    for r in results:
+        m = by_id[r.outbox_id]
+        attempts = m.attempts + 1
+        outcome = r.outcome.value
+        if r.outcome is Outcome.SENT:
+            sent.append({"b_id": m.outbox_id, "b_attempts": attempts})
+        elif r.outcome is Outcome.TEMPORARY:
+            at = policy.next_attempt(m.queued_at, attempts, now)
+            if at is None:
+                outcome = "gave_up"
+                failed.append({"b_id": m.outbox_id, "b_attempts": attempts, "b_error": f"gave up: {r.detail}",
+                               "b_coupon": m.coupon_id, "b_dispatch": m.dispatch_id})
+            else:
+                retry.append({"b_id": m.outbox_id, "b_attempts": attempts, "b_next": at, "b_error": r.detail})
+        else:
+            failed.append({"b_id": m.outbox_id, "b_attempts": attempts, "b_error": f"{r.smtp_code} {r.detail}",
+                           "b_coupon": m.coupon_id, "b_dispatch": m.dispatch_id})
+        history.append({"outbox_id": m.outbox_id, "attempted_at": now, "worker": worker, "outcome": outcome,
+                        "smtp_code": r.smtp_code, "detail": r.detail[:2000]})
+
+    held = and_(o.id == bindparam("b_id"), o.lease_owner == worker, o.status == "sending")
+    done = 0
+    if sent:
+        done = conn.execute(update(t.outbox).where(held).values(
+            status="sent", sent_at=now, attempts=bindparam("b_attempts"), lease_owner=None, lease_until=None,
+            last_error=None), sent).rowcount
+    if retry:
+        conn.execute(update(t.outbox).where(held).values(
+            status="queued", attempts=bindparam("b_attempts"), next_attempt_at=bindparam("b_next"),
+            last_error=bindparam("b_error"), lease_owner=None, lease_until=None), retry)
+    if failed:
+        conn.execute(update(t.outbox).where(held).values(
+            status="failed", attempts=bindparam("b_attempts"), last_error=bindparam("b_error"),
+            lease_owner=None, lease_until=None), failed)
+        conn.execute(
+            update(t.coupons)
+            .where(c.id == bindparam("b_coupon"), c.state == "dispatched", c.dispatch_id == bindparam("b_dispatch"))
+            .values(state="available", send_to_email=None, send_to_email_key=None, send_to_date=None,
+                    dispatch_id=None),
+            [{"b_coupon": f["b_coupon"], "b_dispatch": f["b_dispatch"]} for f in failed],
+        )
+    if history:
+        conn.execute(insert(t.delivery_attempts), history)
+    return Settled(done, len(retry), [f["b_coupon"] for f in failed])
+
+
+# --- operator views -------------------------------------------------------------------------------
+def status_counts(conn: Connection, now: datetime) -> dict[str, Any]:
+    counts = {s: int(n) for s, n in conn.execute(select(o.status, func.count()).group_by(o.status))}
+    oldest = conn.scalar(select(func.min(o.queued_at)).where(o.status.in_(["queued", "sending"])))
+    return {
+        "queued": counts.get("queued", 0) + counts.get("sending", 0),
+        "sending": counts.get("sending", 0),
+        "sent": counts.get("sent", 0),
+        "failed": counts.get("failed", 0),
+        "oldest_queued_seconds": None if oldest is None else max(0.0, (now - oldest).total_seconds()),
+    }
+
+
+def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
+    """Queue failed messages again whose coupon is still free; re-dispatch that coupon to the same address.
+
+    Returns (requeued, skipped): a message is skipped when its coupon went to someone else meanwhile, or
+    its address has received another coupon of the class since.
+    """
+    rows = conn.execute(
+        select(o.id, o.coupon_id, o.dispatch_id, o.recipient, c.class_id)
+        .join(t.coupons, c.id == o.coupon_id)
+        .where(o.status == "failed", c.state == "available")
+    ).all()
+    requeued = skipped = 0
+    for r in rows:
+        key = r.recipient.strip().lower()
+        taken = conn.scalar(select(c.id).where(c.class_id == r.class_id, c.send_to_email_key == key))
+        if taken is not None:
+            skipped += 1
+            continue
+        conn.execute(update(t.coupons).where(c.id == r.coupon_id, c.state == "available").values(
+            state="dispatched", send_to_email=r.recipient, send_to_email_key=key, send_to_date=now,
+            dispatch_id=r.dispatch_id))
+        conn.execute(update(t.outbox).where(o.id == r.id).values(
+            status="queued", queued_at=now, next_attempt_at=now, lease_owner=None, lease_until=None))
+        conn.execute(insert(t.delivery_attempts).values(
+            outbox_id=r.id, attempted_at=now, worker="cli", outcome="requeued", detail="couponsvc mail retry"))
+        requeued += 1
+    skipped += conn.scalar(
+        select(func.count()).select_from(t.outbox).join(t.coupons, c.id == o.coupon_id)
+        .where(o.status == "failed", c.state != "available")
+    ) or 0
+    return requeued, skipped
+
+
+def history(conn: Connection, *, recipient: str | None = None, code: str | None = None,
+            message_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    a = t.delivery_attempts.c
+    query = (
+        select(o.id, o.message_id, o.recipient, o.status, c.code, a.attempted_at, a.worker, a.outcome, a.smtp_code,
+               a.detail)
+        .join(t.coupons, c.id == o.coupon_id)
+        .join(t.delivery_attempts, a.outbox_id == o.id, isouter=True)
+        .order_by(o.id, a.id)
+        .limit(limit)
+    )
+    if recipient:
+        query = query.where(func.lower(o.recipient) == recipient.strip().lower())
+    if code:
+        query = query.where(c.code == code)
+    if message_id:
+        query = query.where(o.message_id == message_id)
+    return [dict(r._mapping) for r in conn.execute(query)]
