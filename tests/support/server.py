@@ -23,8 +23,9 @@ def free_port() -> int:
 class ServerProcess:
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("COUPONSVC_")}
         self.env = {
-            **os.environ,
+            **inherited,
             "COUPONSVC_DATA_DIR": str(data_dir),
             "COUPONSVC_LOG_LEVEL": "INFO",
             **(env or {}),

@@ -7,8 +7,10 @@ whole file is valid.  Applying a file twice changes nothing the second time.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +69,7 @@ class _Reader:
         self.source = source
 
     def fail(self, key: str, message: str) -> SeedError:
-        return SeedError(f"{self.source}: {key}: {message}")
+        return SeedError(f"{self.source}: {key or 'the document'}: {message}")
 
     def obj(self, value: Any, key: str, required: tuple[str, ...], optional: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -105,8 +107,8 @@ class _Reader:
     def number(self, value: Any, key: str, *, maximum: float | None = None) -> float | None:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise self.fail(key, "must be a number ≥ 0 or null")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            raise self.fail(key, "must be a number ≥ 0 or null")  # also refuses NaN and Infinity
         if maximum is not None and value > maximum:
             raise self.fail(key, f"must be at most {maximum}")
         return float(value)
@@ -165,10 +167,14 @@ def parse_seed(document: Any, source: str) -> Seed:
 
     seen_codes: dict[str, str] = {}
     seen_accounts: dict[int, str] = {}
+    seen_customers: dict[int, str] = {}
     for i, item in enumerate(r.list(top.get("customers"), "customers")):
         key = f"customers[{i}]"
         d = r.obj(item, key, ("id", "name"), ("accounts", "coupon_classes"))
         customer = CustomerSeed(r.id(d["id"], f"{key}.id"), str(r.text(d["name"], f"{key}.name")))
+        if customer.id in seen_customers:
+            raise r.fail(f"{key}.id", f"customer {customer.id} is already defined at {seen_customers[customer.id]}")
+        seen_customers[customer.id] = key
         for j, acc in enumerate(r.list(d.get("accounts"), f"{key}.accounts")):
             akey = f"{key}.accounts[{j}]"
             a = r.obj(acc, akey, ("id",), ("number", "currency_code"))
@@ -185,9 +191,14 @@ def parse_seed(document: Any, source: str) -> Seed:
             customer.classes.append(_parse_class(r, cls, ckey, class_keys, seen_codes))
         seed.customers.append(customer)
 
+    seen_users: dict[str, str] = {}
     for i, item in enumerate(r.list(top.get("users"), "users")):
         key = f"users[{i}]"
         d = r.obj(item, key, ("name",), ("customers", "access_tokens"))
+        user_name = str(r.text(d["name"], f"{key}.name"))
+        if user_name in seen_users:
+            raise r.fail(f"{key}.name", f"user {user_name!r} is already defined at {seen_users[user_name]}")
+        seen_users[user_name] = key
         links = [r.id(v, f"{key}.customers[{k}]") for k, v in enumerate(r.list(d.get("customers"), f"{key}.customers"))]
         tokens = []
         for k, tok in enumerate(r.list(d.get("access_tokens"), f"{key}.access_tokens")):
@@ -195,7 +206,7 @@ def parse_seed(document: Any, source: str) -> Seed:
             tk = r.obj(tok, tkey, ("token",), ("expires_at",))
             tokens.append((tkey, str(r.text(tk["token"], f"{tkey}.token", max_len=512)),
                            r.date(tk.get("expires_at"), f"{tkey}.expires_at")))
-        seed.users.append(UserSeed(key, str(r.text(d["name"], f"{key}.name")), links, tokens))
+        seed.users.append(UserSeed(key, user_name, links, tokens))
     return seed
 
 
@@ -299,9 +310,8 @@ def apply_seed(conn: Connection, seed: Seed, now: datetime, source: str) -> Seed
             report.codes_added += result.inserted
             have = admin.count_codes(conn, class_id, origin="seed-generated")
             if cls.generate > have:
-                pattern = cls.pattern
                 report.codes_generated += admin.generate_into_class(
-                    conn, class_id, lambda n: generate_codes(pattern, n), cls.generate - have, "seed-generated", now)
+                    conn, class_id, partial(generate_codes, cls.pattern), cls.generate - have, "seed-generated", now)
     for user in seed.users:
         user_id = admin.ensure_user(conn, user.name)
         report.users += 1

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,7 +76,7 @@ def serve(host: str, port: int, demo: bool) -> None:
         click.echo(demo_banner(f"http://{host}:{port}"))
     click.echo(f"couponsvc listening on http://{host}:{port} (database {container.settings.database_url})")
     uvicorn.run(create_app(container), host=host, port=port, log_level="warning", access_log=False,
-                lifespan="off")
+                lifespan="on", timeout_graceful_shutdown=10)
 
 
 @cli.command()
@@ -117,14 +118,26 @@ def token() -> None:
     """Access tokens (what API callers send as AuthenticationToken or Authorization: Bearer)."""
 
 
+MAX_TTL = timedelta(days=36500)
+
+
 def _parse_ttl(text: str) -> timedelta:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    hint = "use a positive number with a unit: 3600s, 90m, 12h, 30d"
     try:
-        if text[-1] in units:
-            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-        return timedelta(seconds=float(text))
-    except (ValueError, IndexError):
-        raise click.BadParameter("use a number with a unit: 3600s, 90m, 12h, 30d") from None
+        number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+        seconds = float(number) * unit
+        if not 0 < seconds <= MAX_TTL.total_seconds():  # also refuses nan and inf
+            raise ValueError(hint)
+        return timedelta(seconds=seconds)
+    except (ValueError, OverflowError):
+        raise click.BadParameter(f"{text!r}: {hint} (at most {MAX_TTL.days} days)", param_hint="--ttl") from None
+
+
+def _check_name(value: str, what: str) -> str:
+    if not value.strip() or len(value) > 255 or not value.isprintable():
+        raise click.BadParameter(f"{value!r}: the {what} must be 1 to 255 printable characters", param_hint=what)
+    return value
 
 
 @token.command("issue")
@@ -138,6 +151,7 @@ def token_issue(user: str, ttl: str, customers: tuple[int, ...]) -> None:
     from couponsvc.adapters import admin
     from couponsvc.domain.tokens import new_secret, token_hash
 
+    _check_name(user, "USER")
     lifetime = _parse_ttl(ttl)
     container = _container()
     secret = new_secret("cst_")
@@ -162,20 +176,22 @@ def devtoken() -> None:
 @click.argument("name")
 @_guard
 def devtoken_create(name: str) -> None:
-    """Register an application called NAME and print its developer token (once)."""
+    """Register an application called NAME and print its developer token (once: only its hash is stored)."""
     from couponsvc.adapters import admin
     from couponsvc.domain.tokens import new_secret, token_hash
 
+    _check_name(name, "NAME")
     container = _container()
     secret = new_secret("dev_")
     with container.uow.write() as store:
         admin.upsert_developer_token(store.conn, name, token_hash(secret), True, container.clock())
     click.echo(secret)
+    click.echo(f"developer token for {name}; it is not shown again", err=True)
 
 
 @cli.group()
 def codes() -> None:
-    """Coupon code pools."""
+    """Coupon code pools: import codes from a CSV file or generate random ones."""
 
 
 def _class_id(conn: Any, customer: int, name: str) -> int:
@@ -189,28 +205,43 @@ def _class_id(conn: Any, customer: int, name: str) -> int:
     return class_id
 
 
+@contextmanager
+def _progress(length: int, label: str) -> Iterator[Callable[[int], object]]:
+    """A progress bar on stderr when it is a terminal; nothing at all otherwise (logs, pipes, CI)."""
+    if not sys.stderr.isatty():
+        yield lambda _n: None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
 @codes.command("import")
 @click.option("--customer", required=True, type=click.IntRange(1), help="Customer id that owns the class.")
 @click.option("--class", "class_name", required=True, help="Coupon class name.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @_guard
 def codes_import(customer: int, class_name: str, file: Path) -> None:
-    """Import codes from a CSV FILE: one code per line, optionally `,expires_at` (ISO-8601), optional header
-    `code[,expires_at]`.  All or nothing; codes already in this class are skipped, so an interrupted
-    import can simply be run again."""
+    """Import codes from a CSV FILE (UTF-8): one code per line, optionally `,expires_at` (ISO-8601), optional
+    header `code[,expires_at]`.  Codes are dispatched in file order.
+
+    All or nothing: a bad line (named as FILE:LINE), or a code that belongs to another class, imports
+    nothing.  Codes already in this class are skipped, so an interrupted import can simply be run again."""
     from couponsvc.adapters import admin
-    from couponsvc.adapters.csvcodes import CsvError, line_of, read_codes_csv
+    from couponsvc.adapters.csvcodes import CsvError, read_codes_csv
 
     started = time.perf_counter()
-    rows = read_codes_csv(file)
     container = _container()
+    with container.uow.read() as store:
+        _class_id(store.conn, customer, class_name)  # a mistyped class fails before a long read
+    parsed = read_codes_csv(file)
+    rows = parsed.rows
     with container.uow.write() as store:
         class_id = _class_id(store.conn, customer, class_name)
-        with click.progressbar(length=len(rows), label=f"importing {len(rows):,} codes", file=sys.stderr) as bar:
-            report = admin.insert_codes(store.conn, class_id, rows, "import", container.clock(), bar)
+        with _progress(len(rows), f"importing {len(rows):,} codes") as progress:
+            report = admin.insert_codes(store.conn, class_id, rows, "import", container.clock(), progress)
         if report.conflicts:
             code = report.conflicts[0]
-            raise CsvError(f"{file}:{line_of(file, code)}: code {code!r} already belongs to another coupon class;"
+            raise CsvError(f"{parsed.where(code)}: code {code!r} already belongs to another coupon class;"
                            " nothing was imported")
     click.echo(f"imported {report.inserted:,} codes into {class_name} ({report.already_in_class:,} were already "
                f"there) in {time.perf_counter() - started:.1f}s")
@@ -225,7 +256,9 @@ def codes_import(customer: int, class_name: str, file: Path) -> None:
                    "anything else is copied.")
 @_guard
 def codes_generate(customer: int, class_name: str, count: int, pattern: str) -> None:
-    """Add COUNT cryptographically random codes to a class."""
+    """Add COUNT cryptographically random codes (from os.urandom) to a class.  All or nothing.
+
+    The pattern must allow at least 1000 times COUNT codes, so that random collisions stay rare."""
     from couponsvc.adapters import admin
     from couponsvc.domain.codes import check_capacity, generate_codes
 
@@ -233,21 +266,14 @@ def codes_generate(customer: int, class_name: str, count: int, pattern: str) -> 
         check_capacity(pattern, count)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--pattern") from None
+    started = time.perf_counter()
     container = _container()
     with container.uow.write() as store:
         class_id = _class_id(store.conn, customer, class_name)
-        with click.progressbar(length=count, label=f"generating {count:,} codes", file=sys.stderr) as bar:
+        with _progress(count, f"generating {count:,} codes") as progress:
             admin.generate_into_class(store.conn, class_id, lambda n: generate_codes(pattern, n), count,
-                                      "generated", container.clock(), bar)
-    click.echo(f"added {count:,} codes to {class_name}")
-
-
-@cli.command()
-def errors() -> None:
-    """Print the error catalogue (codes, ErrorCodes, where they travel, HTTP statuses) as Markdown."""
-    from couponsvc.domain.errors import catalogue_markdown
-
-    click.echo(catalogue_markdown(), nl=False)
+                                      "generated", container.clock(), progress)
+    click.echo(f"added {count:,} codes to {class_name} in {time.perf_counter() - started:.1f}s")
 
 
 def main() -> None:  # pragma: no cover - console script entry
