@@ -138,6 +138,12 @@ class _Reader:
             return None
         if not isinstance(value, str) or not value.strip() or len(value) > 100_000:
             raise self.fail(key, "must be a non-empty template text of at most 100,000 characters")
+        from couponsvc.adapters.mail.message import check_template
+
+        try:
+            check_template(value)
+        except ConfigurationError as exc:
+            raise self.fail(key, str(exc)) from None
         return value
 
     def currency(self, value: Any, key: str, *, optional: bool = False) -> str | None:

@@ -8,40 +8,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from couponsvc.domain.errors import ConfigurationError, CouponSvcError
+from couponsvc.domain.errors import ConfigurationError
+from couponsvc.entrypoints.cli.common import container, fail, guard
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def _guard(fn: F) -> F:
-    """Turn the service's own errors into a one-line message and exit status 2."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CouponSvcError as exc:
-            _fail(str(exc))
-    return wrapper  # type: ignore[return-value]
-
-
-def _container(migrate: bool = True) -> Any:
-    from couponsvc.bootstrap import bootstrap, configure_logging
-    from couponsvc.settings import load_settings
-
-    settings = load_settings()
-    configure_logging(settings.log_level)
-    return bootstrap(settings, migrate=migrate)
+_fail = fail
+_guard = guard
+_container = container
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -274,6 +250,23 @@ def codes_generate(customer: int, class_name: str, count: int, pattern: str) -> 
             admin.generate_into_class(store.conn, class_id, lambda n: generate_codes(pattern, n), count,
                                       "generated", container.clock(), progress)
     click.echo(f"added {count:,} codes to {class_name} in {time.perf_counter() - started:.1f}s")
+
+
+@cli.command()
+def errors() -> None:
+    """Print the error catalogue (codes, ErrorCodes, where they travel, HTTP statuses) as Markdown."""
+    from couponsvc.domain.errors import catalogue_markdown
+
+    click.echo(catalogue_markdown(), nl=False)
+
+
+def _register_modules() -> None:
+    from couponsvc.entrypoints.cli import mail
+
+    mail.register(cli)
+
+
+_register_modules()
 
 
 def main() -> None:  # pragma: no cover - console script entry
