@@ -13,11 +13,8 @@ from typing import Any
 import click
 
 from couponsvc.domain.errors import ConfigurationError
-from couponsvc.entrypoints.cli.common import container, fail, guard
-
-_fail = fail
-_guard = guard
-_container = container
+from couponsvc.entrypoints.cli.common import container as build_container
+from couponsvc.entrypoints.cli.common import guard
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -36,7 +33,7 @@ def cli() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--demo", is_flag=True, help="Load a demo customer, class, codes and tokens, and print a request to try.")
-@_guard
+@guard
 def serve(host: str, port: int, demo: bool) -> None:
     """Run the API (SOAP and REST) after bringing the database schema up to date."""
     import uvicorn
@@ -45,7 +42,7 @@ def serve(host: str, port: int, demo: bool) -> None:
     from couponsvc.entrypoints.asgi import create_app
     from couponsvc.entrypoints.cli.demo import DEMO_SEED, demo_banner
 
-    container = _container()
+    container = build_container()
     if demo:
         with container.uow.write() as store:
             apply_seed(store.conn, parse_seed(DEMO_SEED, "demo data"), container.clock(), "demo data")
@@ -57,14 +54,14 @@ def serve(host: str, port: int, demo: bool) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@_guard
+@guard
 def load(file: Path) -> None:
     """Load a seed file (JSON): developer tokens, customers, accounts, coupon classes and codes, users and
     access tokens.  All or nothing; loading the same file twice changes nothing the second time."""
     from couponsvc.adapters.seed import apply_seed, read_seed_file
 
     seed = read_seed_file(file)
-    container = _container()
+    container = build_container()
     with container.uow.write() as store:
         report = apply_seed(store.conn, seed, container.clock(), str(file))
     click.echo(
@@ -80,12 +77,12 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@_guard
+@guard
 def db_upgrade() -> None:
     """Bring the database schema to the newest version (serve does this on start too)."""
     from couponsvc.adapters.migrate import current_revision
 
-    container = _container(migrate=True)
+    container = build_container(migrate=True)
     click.echo(f"database schema at revision {current_revision(container.engine)}")
 
 
@@ -121,7 +118,7 @@ def _check_name(value: str, what: str) -> str:
 @click.option("--ttl", default="30d", show_default=True, help="Lifetime: 3600s, 90m, 12h, 30d.")
 @click.option("--customer", "customers", multiple=True, type=click.IntRange(1), help="Link the user to this "
               "customer id (repeatable); the user is created if new.")
-@_guard
+@guard
 def token_issue(user: str, ttl: str, customers: tuple[int, ...]) -> None:
     """Issue a new access token for USER and print it (once: only its hash is stored)."""
     from couponsvc.adapters import admin
@@ -129,7 +126,7 @@ def token_issue(user: str, ttl: str, customers: tuple[int, ...]) -> None:
 
     _check_name(user, "USER")
     lifetime = _parse_ttl(ttl)
-    container = _container()
+    container = build_container()
     secret = new_secret("cst_")
     now = container.clock()
     with container.uow.write() as store:
@@ -150,14 +147,14 @@ def devtoken() -> None:
 
 @devtoken.command("create")
 @click.argument("name")
-@_guard
+@guard
 def devtoken_create(name: str) -> None:
     """Register an application called NAME and print its developer token (once: only its hash is stored)."""
     from couponsvc.adapters import admin
     from couponsvc.domain.tokens import new_secret, token_hash
 
     _check_name(name, "NAME")
-    container = _container()
+    container = build_container()
     secret = new_secret("dev_")
     with container.uow.write() as store:
         admin.upsert_developer_token(store.conn, name, token_hash(secret), True, container.clock())
@@ -195,7 +192,7 @@ def _progress(length: int, label: str) -> Iterator[Callable[[int], object]]:
 @click.option("--customer", required=True, type=click.IntRange(1), help="Customer id that owns the class.")
 @click.option("--class", "class_name", required=True, help="Coupon class name.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@_guard
+@guard
 def codes_import(customer: int, class_name: str, file: Path) -> None:
     """Import codes from a CSV FILE (UTF-8): one code per line, optionally `,expires_at` (ISO-8601), optional
     header `code[,expires_at]`.  Codes are dispatched in file order.
@@ -206,7 +203,7 @@ def codes_import(customer: int, class_name: str, file: Path) -> None:
     from couponsvc.adapters.csvcodes import CsvError, read_codes_csv
 
     started = time.perf_counter()
-    container = _container()
+    container = build_container()
     with container.uow.read() as store:
         _class_id(store.conn, customer, class_name)  # a mistyped class fails before a long read
     parsed = read_codes_csv(file)
@@ -230,7 +227,7 @@ def codes_import(customer: int, class_name: str, file: Path) -> None:
 @click.option("--pattern", default="XXXX-XXXX-XXXX", show_default=True,
               help="X = random letter or digit (no look-alikes), 9 = digit, A = letter, \\ = next char literal; "
                    "anything else is copied.")
-@_guard
+@guard
 def codes_generate(customer: int, class_name: str, count: int, pattern: str) -> None:
     """Add COUNT cryptographically random codes (from os.urandom) to a class.  All or nothing.
 
@@ -243,7 +240,7 @@ def codes_generate(customer: int, class_name: str, count: int, pattern: str) -> 
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--pattern") from None
     started = time.perf_counter()
-    container = _container()
+    container = build_container()
     with container.uow.write() as store:
         class_id = _class_id(store.conn, customer, class_name)
         with _progress(count, f"generating {count:,} codes") as progress:
