@@ -95,6 +95,9 @@ coupons = Table(
     ),
 )
 Index("ix_coupons_class_state_id", coupons.c.class_id, coupons.c.state, coupons.c.id)
+Index("ix_coupons_class_id", coupons.c.class_id, coupons.c.id)  # a class's coupons in load order (search pages)
+Index("ix_coupons_email_key", coupons.c.send_to_email_key)  # SearchCoupons by SendToEmail, across classes
+Index("ix_coupons_redeemed_account", coupons.c.redeemed_account_id)  # GetCouponInfo
 
 dispatches = Table(
     "dispatches",

@@ -16,6 +16,7 @@ from couponsvc.domain.errors import BatchError, Err, ServiceFault
 from couponsvc.entrypoints.rest import codecs as rest
 from couponsvc.entrypoints.soap import codecs as soap
 from couponsvc.service_layer.auth import Credentials, Principal
+from couponsvc.service_layer.coupons import get_coupon_info, redeem_coupon, search_coupons
 from couponsvc.service_layer.dispatch import DispatchOutcome, dispatch_coupons
 
 log = logging.getLogger(__name__)
@@ -53,19 +54,41 @@ async def _deliver_dispatched(c: Container, outcome: DispatchOutcome, tracking_i
                    allocations=[a for a in outcome.allocations if a.coupon.id not in refused])
 
 
+def _search(c: Container, principal: Principal, request: Any, tracking_id: str) -> Any:
+    return search_coupons(c.uow, principal, request)
+
+
+def _redeem(c: Container, principal: Principal, request: Any, tracking_id: str) -> Any:
+    return redeem_coupon(c.uow, c.clock, principal, request)
+
+
+def _coupon_info(c: Container, principal: Principal, request: Any, tracking_id: str) -> Any:
+    return get_coupon_info(c.uow, c.clock, principal, request)
+
+
 _IMPLEMENTED = [
     Operation(
         "DispatchCoupons", "/CustomerBilling/v13/Coupons/Dispatch", _dispatch,
         soap.parse_dispatch_coupons, soap.write_dispatch_coupons,
         rest.parse_dispatch_coupons, rest.render_dispatch_coupons, _deliver_dispatched,
     ),
+    Operation(
+        "SearchCoupons", "/CustomerBilling/v13/Coupons/Search", _search,
+        soap.parse_search_coupons, soap.write_search_coupons, rest.parse_search_coupons, rest.render_search_coupons,
+    ),
+    Operation(
+        "RedeemCoupon", "/CustomerBilling/v13/Coupon/Redeem", _redeem,
+        soap.parse_redeem_coupon, soap.write_redeem_coupon, rest.parse_redeem_coupon, rest.render_redeem_coupon,
+    ),
+    Operation(
+        "GetCouponInfo", "/CustomerBilling/v13/CouponInfo/Query", _coupon_info,
+        soap.parse_get_coupon_info, soap.write_get_coupon_info, rest.parse_get_coupon_info,
+        rest.render_get_coupon_info,
+    ),
 ]
 
 # The rest of the Customer Billing v13 surface: recognised, authenticated, then refused with 204.
 _NOT_SUPPORTED = {
-    "SearchCoupons": "/CustomerBilling/v13/Coupons/Search",
-    "RedeemCoupon": "/CustomerBilling/v13/Coupon/Redeem",
-    "GetCouponInfo": "/CustomerBilling/v13/CouponInfo/Query",
     "DistributeCoupons": "/CustomerBilling/v13/Coupons/Distribute",
     "CheckFeatureAdoptionCouponEligibility": "/CustomerBilling/v13/FeatureAdoptionCouponEligibility/Check",
     "ClaimFeatureAdoptionCoupons": "/CustomerBilling/v13/FeatureAdoptionCoupons/Claim",

@@ -258,9 +258,10 @@ def errors() -> None:
 
 
 def _register_modules() -> None:
-    from couponsvc.entrypoints.cli import mail
+    from couponsvc.entrypoints.cli import coupons, mail
 
     mail.register(cli)
+    coupons.register(cli)
 
 
 _register_modules()

@@ -21,6 +21,7 @@ from couponsvc.entrypoints.soap.namespaces import (
     q,
 )
 from couponsvc.entrypoints.soap.safexml import UnsafeOrMalformedXml, parse
+from couponsvc.entrypoints.wire import W, xml_text
 from couponsvc.service_layer.auth import Credentials
 
 
@@ -52,16 +53,16 @@ def text_value(el: Any, field: str) -> str | None:
     return el.text or ""
 
 
-def fields_of(el: Any, allowed: Sequence[str], container: str) -> dict[str, Any]:
+def fields_of(el: Any, allowed: Sequence[str], container: str, ns: str = BIL) -> dict[str, Any]:
     """The child elements of a request object by local name; 201 for unknown or repeated ones."""
     found: dict[str, Any] = {}
     for child in element_children(el):
         name = local_name(child)
-        if etree.QName(child).namespace != BIL or name not in allowed:
+        if etree.QName(child).namespace != ns or name not in allowed:
             raise ServiceFault(
                 Err.API_INPUT_VALIDATION_ERROR,
                 f"Unexpected element {printable(child.tag, 120)} in {container}; expected one of {', '.join(allowed)}"
-                f" in namespace {BIL}",
+                f" in namespace {ns}",
             )
         if name in found:
             raise ServiceFault(Err.API_INPUT_VALIDATION_ERROR, f"{name} appears more than once in {container}")
@@ -184,3 +185,16 @@ def fault(tracking_id: str, error: ServiceFault) -> bytes:
 
 def _details(error: ServiceFault) -> str | None:
     return printable(error.details, 1000) if error.details else None
+
+
+def write_fields(parent: Any, ns: str, fields: Sequence[W]) -> None:
+    """Children of an entity, in schema order (nested objects in the same namespace)."""
+    for f in fields:
+        if f.value is None:
+            if f.nillable:
+                _sub(parent, ns, f.name, None, nil_if_none=True)
+            continue
+        if f.kind == "object":
+            write_fields(_sub(parent, ns, f.name), ns, f.value)
+        else:
+            _sub(parent, ns, f.name, xml_text(f))
