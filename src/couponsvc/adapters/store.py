@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
@@ -91,22 +92,40 @@ class SqlStore:
         )
 
     def oldest_available(self, class_id: int, now: datetime, limit: int) -> list[CouponRef]:
+        """Up to ``limit`` available, unexpired coupons of the class, oldest first, locked for this transaction.
+
+        SQLite: the write transaction already excludes every other writer.  PostgreSQL: rows locked by
+        concurrent calls are skipped (SKIP LOCKED) so that calls do not queue behind each other.  When that
+        finds too few, the rest is read again *waiting* for those locks: a concurrent call may roll back and
+        release its coupons, so "none left" (3004) is only ever concluded from an answer that skipped nothing.
+        The order is then only approximately oldest-first across concurrent calls.
+        """
         if limit <= 0:
             return []
         c = t.coupons.c
-        query = (
-            select(c.id, c.code)
-            .where(
-                c.class_id == class_id,
-                c.state == CouponState.AVAILABLE.value,
-                or_(c.expires_at.is_(None), c.expires_at > now),
+
+        def query(n: int, exclude: list[int]) -> Any:
+            q = (
+                select(c.id, c.code)
+                .where(
+                    c.class_id == class_id,
+                    c.state == CouponState.AVAILABLE.value,
+                    or_(c.expires_at.is_(None), c.expires_at > now),
+                )
+                .order_by(c.id)
+                .limit(n)
             )
-            .order_by(c.id)
-            .limit(limit)
-        )
-        if self._pg:
-            query = query.with_for_update(skip_locked=True)
-        return [CouponRef(r.id, r.code) for r in self.conn.execute(query)]
+            if exclude:
+                q = q.where(c.id.not_in(exclude))
+            return q
+
+        if not self._pg:
+            return [CouponRef(r.id, r.code) for r in self.conn.execute(query(limit, []))]
+        got = [CouponRef(r.id, r.code) for r in self.conn.execute(query(limit, []).with_for_update(skip_locked=True))]
+        if len(got) < limit:
+            more = self.conn.execute(query(limit - len(got), [g.id for g in got]).with_for_update())
+            got += [CouponRef(r.id, r.code) for r in more]
+        return got
 
     def create_dispatch(
         self, *, tracking_id: str, customer_id: int, class_id: int, user_id: int | None,
