@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from couponsvc.adapters.seed import apply_seed, parse_seed
 from couponsvc.domain.codes import generate_codes
 from couponsvc.service_layer.unit_of_work import SqlUnitOfWork
 from tests.support.cli import Cli
+from tests.support.databases import postgres_schema_url
 
 SEED: dict[str, Any] = {
     "customers": [
@@ -284,18 +284,8 @@ PG_URL = os.environ.get("COUPONSVC_TEST_POSTGRES_URL", "postgresql://postgres@12
 
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin_conn = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
-    schema = f"csvimport_{uuid.uuid4().hex[:12]}"
-    with admin_conn:
-        admin_conn.execute(f'CREATE SCHEMA "{schema}"')
-        try:
-            yield schema
-        finally:
-            admin_conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema_url() as url:
+        yield url.rsplit("%3D", 1)[1]
 
 
 def test_import_on_postgresql(tmp_path: Path, pg_schema: str) -> None:

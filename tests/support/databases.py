@@ -24,14 +24,22 @@ def postgres_reachable() -> str | None:
         return f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {exc}"
 
 
+def require_postgres() -> None:
+    """Skip when PostgreSQL is not reachable; fail instead where COUPONSVC_REQUIRE_POSTGRES=1 (CI)."""
+    reason = postgres_reachable()
+    if reason is None:
+        return
+    if os.environ.get("COUPONSVC_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"{reason} (COUPONSVC_REQUIRE_POSTGRES=1: the PostgreSQL tests must run)")
+    pytest.skip(reason)
+
+
 @contextmanager
 def postgres_schema_url() -> Iterator[str]:
     """A URL whose search_path is a new, empty schema; the schema is dropped afterwards."""
     import psycopg
 
-    reason = postgres_reachable()
-    if reason:
-        pytest.skip(reason)
+    require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
