@@ -27,3 +27,23 @@ def test_migrations_build_the_declared_schema(kind: str, tmp_path: Path) -> None
             upgrade(engine)  # a second upgrade is a no-op
         finally:
             engine.dispose()
+
+
+def test_concurrent_upgrades_on_postgresql_all_succeed(tmp_path: Path) -> None:
+    """Several servers starting at once on one database: one migrates, the others wait and find it done."""
+    import os
+    import subprocess
+    import sys
+
+    with database_url("postgresql", tmp_path) as url:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("COUPONSVC_")},
+               "COUPONSVC_DATABASE_URL": url, "COUPONSVC_DATA_DIR": str(tmp_path)}
+        procs = [subprocess.Popen([sys.executable, "-m", "couponsvc", "db", "upgrade"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(4)]
+        outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
+        engine = make_engine(url)
+        try:
+            assert current_revision(engine) == head_revision(engine)
+        finally:
+            engine.dispose()

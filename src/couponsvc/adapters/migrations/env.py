@@ -23,4 +23,7 @@ with engine.connect() as connection:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # several `serve` processes may start at once: one migrates, the others wait, then find it done
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4207131)")
         context.run_migrations()
