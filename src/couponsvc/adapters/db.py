@@ -23,7 +23,10 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         return _sqlite_engine(url)
     if u.drivername in ("postgresql", "postgres"):
         u = u.set(drivername="postgresql+psycopg")
-    return create_engine(u, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # pre-ping: connections broken by a database restart are replaced instead of failing a call;
+    # connect_timeout: an unreachable database fails a call in seconds instead of hanging it
+    return create_engine(u, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         connect_args={"connect_timeout": 5})
 
 
 def _sqlite_engine(url: str) -> Engine:
