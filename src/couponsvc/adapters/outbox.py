@@ -126,8 +126,19 @@ def release(conn: Connection, worker: str, ids: Sequence[int], now: datetime) ->
 
 def settle(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], results: Sequence[DeliveryResult],
            now: datetime, policy: RetryPolicy) -> Settled:
-    """Record what happened to each message; refused and given-up coupons become available again."""
+    """Record what happened to each message; refused and given-up coupons become available again.
+
+    Only messages ``worker`` still holds change: one whose lease lapsed may have been taken over, and even
+    sent, by another worker meanwhile, so a late failure here must neither mark it failed nor hand its
+    coupon back (the attempt still goes into the history).
+    """
     by_id = {m.outbox_id: m for m in claimed}
+    attempted = [r.outbox_id for r in results]
+    held_query = select(o.id).where(o.id.in_(bindparam("ids", expanding=True)), o.lease_owner == worker,
+                                    o.status == "sending")
+    if conn.dialect.name == "postgresql":
+        held_query = held_query.with_for_update()
+    still_held = set(conn.scalars(held_query, {"ids": attempted})) if attempted else set()
     sent: list[dict[str, Any]] = []
     retry: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
@@ -136,7 +147,9 @@ def settle(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], res
         m = by_id[r.outbox_id]
         attempts = m.attempts + 1
         outcome = r.outcome.value
-        if r.outcome is Outcome.SENT:
+        if m.outbox_id not in still_held:
+            pass  # only the history records this attempt
+        elif r.outcome is Outcome.SENT:
             sent.append({"b_id": m.outbox_id, "b_attempts": attempts})
         elif r.outcome is Outcome.TEMPORARY:
             at = policy.next_attempt(m.queued_at, attempts, now)
@@ -209,11 +222,13 @@ def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
         if taken is not None:
             skipped += 1
             continue
-        conn.execute(update(t.coupons).where(c.id == r.coupon_id, c.state == "available").values(
+        given = conn.execute(update(t.coupons).where(c.id == r.coupon_id, c.state == "available").values(
             state="dispatched", send_to_email=r.recipient, send_to_email_key=key, send_to_date=now,
-            dispatch_id=r.dispatch_id))
+            dispatch_id=r.dispatch_id)).rowcount
+        if given != 1:  # a concurrent dispatch took the coupon since we looked (counted as skipped below)
+            continue
         conn.execute(update(t.outbox).where(o.id == r.id).values(
-            status="queued", queued_at=now, next_attempt_at=now, lease_owner=None, lease_until=None))
+            status="queued", queued_at=now, next_attempt_at=now, attempts=0, lease_owner=None, lease_until=None))
         conn.execute(insert(t.delivery_attempts).values(
             outbox_id=r.id, attempted_at=now, worker="cli", outcome="requeued", detail="couponsvc mail retry"))
         requeued += 1

@@ -33,8 +33,14 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> timedelta:
         """The wait after the ``attempts``-th failed attempt (1 for the first failure)."""
-        seconds = self.first.total_seconds() * self.factor ** max(0, attempts - 1)
-        return timedelta(seconds=min(seconds, self.cap.total_seconds()))
+        first, cap = self.first.total_seconds(), self.cap.total_seconds()
+        if first <= 0:
+            return timedelta(0)
+        try:
+            seconds = first * self.factor ** max(0, attempts - 1)
+        except OverflowError:  # thousands of attempts (first or cap 0, a big factor): long past the cap
+            seconds = cap
+        return timedelta(seconds=min(seconds, cap))
 
     def next_attempt(self, created_at: datetime, attempts: int, now: datetime) -> datetime | None:
         """When to try again, or None when the message's lifetime is over (give up)."""

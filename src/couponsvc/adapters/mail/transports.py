@@ -8,6 +8,7 @@ TEMPORARY or PERMANENT result, so the caller's bookkeeping cannot be skipped by 
 from __future__ import annotations
 
 import asyncio
+import collections
 import mailbox
 import ssl
 from collections.abc import Sequence
@@ -58,9 +59,9 @@ class SmtpTransport:
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
-        self._idle: asyncio.Queue[aiosmtplib.SMTP] | None = None
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._waiters: collections.deque[asyncio.Future[aiosmtplib.SMTP]] = collections.deque()
         self._created = 0
-        self._lock: asyncio.Lock | None = None
 
     def _client(self) -> aiosmtplib.SMTP:
         c = self.config
@@ -71,29 +72,43 @@ class SmtpTransport:
         )
 
     async def _acquire(self) -> aiosmtplib.SMTP:
-        if self._idle is None:
-            self._idle = asyncio.Queue()
-            self._lock = asyncio.Lock()
-        assert self._lock is not None
-        async with self._lock:
-            if self._idle.empty() and self._created < self.config.connections:
-                self._created += 1
-                return self._client()
-        return await self._idle.get()
+        """A connection of the pool, first come first served: a released connection goes straight to the
+        longest waiter, so a sender that releases and asks again cannot jump the queue."""
+        if self._idle:
+            return self._idle.pop()
+        if self._created < self.config.connections:
+            self._created += 1
+            return self._client()
+        waiter: asyncio.Future[aiosmtplib.SMTP] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed over just as we gave up: pass it on
+                self._release(waiter.result())
+            raise
 
     def _release(self, client: aiosmtplib.SMTP) -> None:
-        assert self._idle is not None
-        self._idle.put_nowait(client)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(client)
+                return
+        self._idle.append(client)
 
     async def _send_one(self, client: aiosmtplib.SMTP, item: Outgoing, deadline: float | None) -> DeliveryResult:
         timeout = self.config.timeout
+        limit = None
         if deadline is not None:
-            timeout = max(0.2, min(timeout, deadline - asyncio.get_running_loop().time()))
+            now = asyncio.get_running_loop().time()
+            timeout = max(0.2, min(timeout, deadline - now))
+            limit = max(deadline, now + 0.2)  # the whole transaction, not just each reply, ends by the deadline
         try:
-            if not client.is_connected:
-                await client.connect(timeout=timeout)
-            errors, _ = await client.send_message(item.message, sender=self.config.sender,
-                                                  recipients=[item.recipient], timeout=timeout)
+            async with asyncio.timeout_at(limit):
+                if not client.is_connected:
+                    await client.connect(timeout=timeout)
+                errors, _ = await client.send_message(item.message, sender=self.config.sender,
+                                                      recipients=[item.recipient], timeout=timeout)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0] if exc.recipients else None
             code = refused.code if refused is not None else 550
@@ -105,6 +120,9 @@ class SmtpTransport:
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             await _drop(client)
             return DeliveryResult(item.outbox_id, Outcome.TEMPORARY, None, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - never let one message abort the batch's bookkeeping
+            await _drop(client)
+            return DeliveryResult(item.outbox_id, Outcome.TEMPORARY, None, f"unexpected {type(exc).__name__}: {exc}")
         # An SMTP transaction can "succeed" while refusing some recipients: check ours explicitly.
         if item.recipient in errors:
             reply = errors[item.recipient]
@@ -119,29 +137,37 @@ class SmtpTransport:
         results: list[DeliveryResult] = []
 
         async def lane() -> None:
-            client = await self._acquire()
-            try:
-                while not queue.empty() and (deadline is None or loop.time() < deadline):
+            # A connection is held for one message at a time, so that concurrent senders sharing this
+            # transport (a DispatchCoupons call and the in-process worker) take turns on it: a call is
+            # never stuck behind a worker's whole batch.  Waiting for a connection counts against the deadline.
+            while not queue.empty():
+                if deadline is None:
+                    client = await self._acquire()
+                else:
+                    try:
+                        client = await asyncio.wait_for(self._acquire(), max(0.0, deadline - loop.time()))
+                    except TimeoutError:
+                        return
+                try:
+                    if queue.empty() or (deadline is not None and loop.time() >= deadline):
+                        return
                     results.append(await self._send_one(client, queue.get_nowait(), deadline))
-            finally:
-                self._release(client)
+                finally:
+                    self._release(client)
 
         lanes = min(self.config.connections, len(batch))
         await asyncio.gather(*(lane() for _ in range(lanes)))
         return results
 
     async def aclose(self) -> None:
-        if self._idle is None:
-            return
-        while not self._idle.empty():
-            client = self._idle.get_nowait()
+        idle, self._idle = self._idle, []
+        self._created -= len(idle)
+        for client in idle:
             if client.is_connected:
                 try:
                     await client.quit()
                 except (TimeoutError, aiosmtplib.SMTPException, OSError):
                     client.close()
-        self._idle = None
-        self._created = 0
 
 
 async def _drop(client: aiosmtplib.SMTP) -> None:
