@@ -52,6 +52,7 @@ class ServerProcess:
         return result
 
     def load(self, seed: dict[str, Any], name: str = "seed") -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.data_dir / f"{name}-{time.monotonic_ns()}.json"
         path.write_text(json.dumps(seed))
         self.cli("load", str(path))
