@@ -121,9 +121,12 @@ def mail_history(recipient: str | None, code: str | None, message_id: str | None
 @click.option("--show", is_flag=True, help="Print the template in use.")
 @guard
 def mail_template(customer: int, class_name: str, file: Path | None, reset: bool, show: bool) -> None:
-    """Set the email template of a class from FILE: Jinja2 blocks {% block subject %}, {% block text %}
-    and {% block html %} override the default ones; variables: code, class_name, value, threshold,
-    redeem_by, active_days.  The template is checked before it is stored."""
+    """Set the email template of a class from FILE (UTF-8): Jinja2 blocks {% block subject %},
+    {% block text %} and {% block html %} override the default ones (a block left out stays the
+    default; {{ super() }} inside a block renders the default one).  Variables: code, class_name, value,
+    threshold, redeem_by, active_days; the html block is HTML-escaped.  The template is checked before it
+    is stored: it must compile, use only those variables and nothing the sandbox forbids, and show
+    {{ code }} in both the text and the html part; a refusal names the line."""
     from sqlalchemy import update
 
     from couponsvc.adapters import admin
@@ -135,7 +138,13 @@ def mail_template(customer: int, class_name: str, file: Path | None, reset: bool
         raise click.UsageError("give exactly one of FILE, --reset or --show")
     source = None
     if file is not None:
-        source = file.read_text("utf-8")
+        try:
+            source = file.read_text("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(f"{file}: not UTF-8 text (byte {exc.start}); save the template as UTF-8") from None
+        if not source.strip() or len(source) > 100_000:
+            raise ConfigurationError(f"{file}: a template must be non-empty text of at most 100,000 characters"
+                                     " (to go back to the default template, use --reset)")
         try:
             check_template(source)
         except ConfigurationError as exc:
