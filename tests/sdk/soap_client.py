@@ -8,23 +8,37 @@ SDKs install a module named ``bingads``.  Input is one JSON document (argv[1], o
                 "account_id": 111, "auth": "implicit" | "implicit-no-refresh" | "refreshable",
                 "fresh_access_token": "AT2",               # "refreshable" only
                 "client": "sdk" | "suds-wsdl",              # suds-wsdl: plain suds on the server's ?wsdl
+                "operation": "DispatchCoupons",             # the default; or any Customer Billing operation
                 "args": {"SendToEmails": [...] | null, "CustomerId": 222, "CouponClassName": "X"}}]}
 
-Keys missing from ``args`` are not passed to the SDK at all.  Output (stdout) is a JSON list with one
-result per call, in order, each one of:
+Keys missing from ``args`` are not passed to the SDK at all.  The other operations take their request's
+fields as ``args`` too: SearchCoupons ``{"Predicates": [{"Field", "Operator", "Value"}] | null,
+"Ordering": [{"Field", "Order"}] | null, "PageInfo": {"Index", "Size"} | null}`` (lists become the
+schema's ArrayOfPredicate / ArrayOfOrderBy objects), RedeemCoupon ``{"AccountId", "CouponCode"}``,
+GetCouponInfo ``{"CustomerId"}``; any other operation gets ``args`` as suds keyword arguments.
+Output (stdout) is a JSON list with one result per call, in order, each one of:
 
     {"id", "outcome": "response", "partial_errors": [{"Code", "Details", "Index", "Message"}],
      "header_tracking_id", "http_status", "http_tracking_id", "refreshes": [...]}
+    {"id", "outcome": "response", "coupons": [ENTITY, ...], ...}          # SearchCoupons
+    {"id", "outcome": "response", "redemption_date": VALUE, ...}          # RedeemCoupon
+    {"id", "outcome": "response", "coupon_info": [ENTITY, ...], ...}      # GetCouponInfo
+    {"id", "outcome": "response", "result": repr, ...}                    # any other operation
     {"id", "outcome": "fault", "kind": "AdApiFaultDetail" | "ApiFault", "faultcode", "faultstring",
      "tracking_id", "errors": [...], "header_tracking_id", "http_status", "http_tracking_id", "refreshes"}
     {"id", "outcome": "exception", "type", "message", "refreshes"}
 
 Values are reported as the SDK typed them (suds types a response by the SDK's bundled WSDL, so a
 BatchError Code is an int; fault details are untyped strings, which is what the SDK itself compares).
+An ENTITY is ``{"fields": [names in the order suds holds them], "values": {name: VALUE}}`` and a VALUE
+is ``{"type": python type name, "value": JSON-able value}`` (datetimes as ISO text, Decimals as text),
+or an ENTITY for a nested object (RedemptionInfo), or null for a nil element.
 """
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 import sys
 from typing import Any
@@ -38,11 +52,13 @@ from bingads.authorization import (
 from bingads.service_client import ServiceClient
 from suds import WebFault
 from suds.client import Client
+from suds.sudsobject import Object
 from suds.transport import TransportError
 from suds.transport.https import HttpAuthenticated
 
 SOAP_PATH = "/Api/Billing/v13/CustomerBillingService.svc"
 ARRAYS_NS = "http://schemas.microsoft.com/2003/10/Serialization/Arrays"
+ENTITIES_NS = "https://bingads.microsoft.com/Customer/v13/Entities"
 
 
 class RecordingTransport(HttpAuthenticated):
@@ -146,6 +162,73 @@ def authentication(call: dict[str, Any]) -> Any:
     return OAuthDesktopMobileImplicitGrant(client_id="couponsvc-tests", oauth_tokens=tokens)
 
 
+def typed(value: Any) -> Any:
+    """A value as suds typed it: its Python type name and a JSON-able rendering; nested objects recursively."""
+    if value is None:
+        return None
+    if isinstance(value, Object):
+        return entity(value)
+    kind = "str" if isinstance(value, str) else type(value).__name__
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return {"type": kind, "value": value.isoformat()}
+    if isinstance(value, decimal.Decimal):
+        return {"type": kind, "value": str(value)}
+    return {"type": kind, "value": plain(value)}
+
+
+def entity(obj: Any) -> dict[str, Any]:
+    """A suds object: its field names in the order suds holds them, and their typed values."""
+    names = [name for name, _ in obj]
+    return {"fields": names, "values": {name: typed(getattr(obj, name)) for name in names}}
+
+
+def items(result: Any, item: str) -> list[Any]:
+    """The items of an ArrayOfX result (suds gives empty text for an empty array element)."""
+    if result is None or (isinstance(result, str) and not result.strip()):
+        return []
+    return as_list(getattr(result, item, None))
+
+
+def build_args(factory: Any, operation: str, raw_args: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's keyword arguments: arrays and entities made with the client's own factory."""
+    kwargs = dict(raw_args)
+    if operation == "DispatchCoupons" and kwargs.get("SendToEmails") is not None:
+        emails = factory.create(f"{{{ARRAYS_NS}}}ArrayOfstring")
+        emails.string = kwargs["SendToEmails"]
+        kwargs["SendToEmails"] = emails
+    if operation == "SearchCoupons":
+        for key, array, item in (("Predicates", "ArrayOfPredicate", "Predicate"),
+                                 ("Ordering", "ArrayOfOrderBy", "OrderBy")):
+            if kwargs.get(key) is not None:
+                container = factory.create(f"{{{ENTITIES_NS}}}{array}")
+                values = []
+                for spec in kwargs[key]:
+                    obj = factory.create(f"{{{ENTITIES_NS}}}{item}")
+                    for name, value in spec.items():
+                        setattr(obj, name, value)
+                    values.append(obj)
+                setattr(container, item, values)
+                kwargs[key] = container
+        if kwargs.get("PageInfo") is not None:
+            paging = factory.create(f"{{{ENTITIES_NS}}}Paging")
+            for name, value in kwargs["PageInfo"].items():
+                setattr(paging, name, value)
+            kwargs["PageInfo"] = paging
+    return kwargs
+
+
+def read_result(operation: str, result: Any) -> dict[str, Any]:
+    if operation == "DispatchCoupons":
+        return {"partial_errors": batch_errors(result)}
+    if operation == "SearchCoupons":
+        return {"coupons": [typed(c) for c in items(result, "Coupon")]}
+    if operation == "RedeemCoupon":
+        return {"redemption_date": typed(result)}
+    if operation == "GetCouponInfo":
+        return {"coupon_info": [typed(c) for c in items(result, "CouponInfoData")]}
+    return {"result": None if result is None else str(result)}
+
+
 def sdk_call(base_url: str, call: dict[str, Any]) -> dict[str, Any]:
     auth = authentication(call)
     data = AuthorizationData(
@@ -157,16 +240,13 @@ def sdk_call(base_url: str, call: dict[str, Any]) -> dict[str, Any]:
                             location=base_url + SOAP_PATH, transport=transport)
     if call.get("auth") == "implicit-no-refresh":
         service.refresh_oauth_tokens_automatically = False
-    kwargs = dict(call.get("args", {}))
-    if kwargs.get("SendToEmails") is not None:
-        emails = service.factory.create("ns1:ArrayOfstring")
-        emails.string = kwargs["SendToEmails"]
-        kwargs["SendToEmails"] = emails
+    operation = call.get("operation", "DispatchCoupons")
+    kwargs = build_args(service.factory, operation, call.get("args", {}))
     out: dict[str, Any] = {}
     try:
         try:
-            result = service.DispatchCoupons(**kwargs)
-            out = {"outcome": "response", "partial_errors": batch_errors(result)}
+            result = getattr(service, operation)(**kwargs)
+            out = {"outcome": "response", **read_result(operation, result)}
         except WebFault as ex:
             out = {"outcome": "fault", **read_fault(ex)}
         out["header_tracking_id"] = plain(service.get_response_header().get("TrackingId"))
@@ -183,13 +263,10 @@ def wsdl_call(base_url: str, call: dict[str, Any]) -> dict[str, Any]:
     client = Client(base_url + SOAP_PATH + "?wsdl", transport=transport)
     client.set_options(soapheaders={"AuthenticationToken": call.get("access_token"),
                                     "DeveloperToken": call.get("developer_token")})
-    kwargs = dict(call.get("args", {}))
-    if kwargs.get("SendToEmails") is not None:
-        emails = client.factory.create(f"{{{ARRAYS_NS}}}ArrayOfstring")
-        emails.string = kwargs["SendToEmails"]
-        kwargs["SendToEmails"] = emails
+    operation = call.get("operation", "DispatchCoupons")
+    kwargs = build_args(client.factory, operation, call.get("args", {}))
     try:
-        out = {"outcome": "response", "partial_errors": batch_errors(client.service.DispatchCoupons(**kwargs))}
+        out = {"outcome": "response", **read_result(operation, getattr(client.service, operation)(**kwargs))}
     except WebFault as ex:
         out = {"outcome": "fault", **read_fault(ex)}
     reply = client.last_received()

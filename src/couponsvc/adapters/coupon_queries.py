@@ -30,6 +30,13 @@ def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _prefix_upper_bound(prefix: str) -> str | None:
+    """The least string greater than every string that starts with ``prefix`` (None if there is none)."""
+    if not prefix or ord(prefix[-1]) >= 0x10FFFF or 0xD7FF <= ord(prefix[-1]) < 0xE000:
+        return None
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 def _text_condition(conn: Connection, column: Any, f: Filter, *, case_sensitive: bool) -> ColumnElement[bool]:
     values = [str(v) for v in f.values]
     if f.op is Op.EQUALS:
@@ -41,7 +48,12 @@ def _text_condition(conn: Connection, column: Any, f: Filter, *, case_sensitive:
     v = values[0]
     if case_sensitive:  # LIKE ignores ASCII case on SQLite: compare bytes instead
         if f.op is Op.STARTS_WITH:
-            return func.substr(column, 1, len(v)) == v
+            prefix = func.substr(column, 1, len(v)) == v
+            upper = _prefix_upper_bound(v)
+            if conn.dialect.name == "sqlite" and upper is not None:
+                # the same rows, as a range SQLite can find in the column's index (BINARY = code point order)
+                return and_(column >= v, column < upper, prefix)
+            return prefix
         position = func.strpos(column, v) if conn.dialect.name == "postgresql" else func.instr(column, v)
         return position > 0
     pattern = _like_escape(v) + "%" if f.op is Op.STARTS_WITH else "%" + _like_escape(v) + "%"
@@ -83,19 +95,30 @@ def _sort_columns(conn: Connection, query: SearchQuery) -> list[Any]:
 
 
 def search(conn: Connection, customer_ids: Iterable[int], query: SearchQuery) -> list[CouponView]:
+    """One page of coupons in two steps of one statement: the page's coupon ids first (coupons and classes
+    only, so the database can walk an index in the requested order and stop after the page), then the
+    columns of just those rows.  Joining accounts and reading every column inside the paged query made
+    SQLite sort the customer's whole coupon table for a page of 100 (0.4 s over 1M coupons)."""
     scope = sorted(set(customer_ids))
-    stmt = (
-        select(c.id, k.customer_id, c.code, k.name, k.coupon_type, k.amount, k.spend_threshold, k.currency_code,
-               k.percent_off, k.active_duration, k.expiration_date, c.expires_at, k.start_date, k.end_date,
-               c.send_to_email, c.send_to_date, c.state, c.redeemed_account_id, a.number.label("account_number"),
-               c.redemption_date, c.usable_until, c.balance)
-        .select_from(t.coupons.join(t.coupon_classes, k.id == c.class_id)
-                     .outerjoin(t.accounts, a.id == c.redeemed_account_id))
+    page = (
+        select(c.id.label("id"))
+        .select_from(t.coupons.join(t.coupon_classes, k.id == c.class_id))
         .where(k.customer_id.in_(scope) if scope else false())
         .where(*[_condition(conn, f) for f in query.filters])
         .order_by(*_sort_columns(conn, query))
         .limit(query.page_size)
         .offset(query.offset)
+        .subquery("page")
+    )
+    stmt = (
+        select(c.id, k.customer_id, c.code, k.name, k.coupon_type, k.amount, k.spend_threshold, k.currency_code,
+               k.percent_off, k.active_duration, k.expiration_date, c.expires_at, k.start_date, k.end_date,
+               c.send_to_email, c.send_to_date, c.state, c.redeemed_account_id, a.number.label("account_number"),
+               c.redemption_date, c.usable_until, c.balance)
+        .select_from(page.join(t.coupons, c.id == page.c.id)
+                     .join(t.coupon_classes, k.id == c.class_id)
+                     .outerjoin(t.accounts, a.id == c.redeemed_account_id))
+        .order_by(*_sort_columns(conn, query))
     )
     out = []
     for r in conn.execute(stmt):

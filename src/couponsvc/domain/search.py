@@ -116,7 +116,7 @@ def _value(field: Field, raw: str, where: str) -> str | int | bool:
     if field is Field.CUSTOMER_ID:
         value = parse_long(raw, f"{where} Value")
         if value is None or not 0 < value <= INT64_MAX:
-            raise _invalid(f"{where} Value must be a positive customer id")
+            raise _invalid(f"{where} Value must be a positive customer id, got {value}")
         return value
     if field is Field.IS_REDEEMED:
         text = raw.strip().lower()
@@ -141,6 +141,9 @@ def parse_predicate(raw: RawPredicate | None, position: int) -> Filter:
         raise _invalid(f"{where}: operator {op.value} cannot be used with {field.value}; use {allowed}")
     if raw.value is None or (not raw.value.strip() and field is not Field.COUPON_CODE):
         raise _invalid(f"{where} Value is required")
+    if not raw.value.replace(" ", "").isprintable():
+        # no code, class name or address holds one, and PostgreSQL cannot even compare text with a NUL
+        raise _invalid(f"{where} Value '{printable(raw.value, 60)}' has control or unprintable characters")
     if op is Op.IN:
         parts = [p.strip() for p in raw.value.split(",")]
         if any(not p for p in parts):

@@ -33,6 +33,7 @@ class Operation:
     render_json: Callable[[Any], dict[str, Any]] = lambda result: {}
     #: runs on the event loop after the operation's transaction committed (DispatchCoupons: delivery)
     after: Callable[[Container, Any, str], Awaitable[Any]] | None = None
+    rest_method: str = "POST"
 
 
 def _dispatch(c: Container, principal: Principal, request: Any, tracking_id: str) -> Any:
@@ -88,28 +89,37 @@ _IMPLEMENTED = [
 ]
 
 # The rest of the Customer Billing v13 surface: recognised, authenticated, then refused with 204.
-_NOT_SUPPORTED = {
-    "DistributeCoupons": "/CustomerBilling/v13/Coupons/Distribute",
-    "CheckFeatureAdoptionCouponEligibility": "/CustomerBilling/v13/FeatureAdoptionCouponEligibility/Check",
-    "ClaimFeatureAdoptionCoupons": "/CustomerBilling/v13/FeatureAdoptionCoupons/Claim",
-    "GetBillingDocumentsInfo": "/CustomerBilling/v13/BillingDocumentsInfo/Query",
-    "GetBillingDocuments": "/CustomerBilling/v13/BillingDocuments/Query",
-    "AddInsertionOrder": "/CustomerBilling/v13/InsertionOrder",
-    "UpdateInsertionOrder": "/CustomerBilling/v13/InsertionOrder",
-    "SearchInsertionOrders": "/CustomerBilling/v13/InsertionOrders/Search",
-    "GetAccountMonthlySpend": "/CustomerBilling/v13/AccountMonthlySpend/Query",
-    "GetBillingGroups": "/CustomerBilling/v13/BillingGroups/Query",
-    "GetUngroupedAccounts": "/CustomerBilling/v13/UngroupedAccounts/Query",
-    "UpdateBillingGroupAccounts": "/CustomerBilling/v13/BillingGroupAccounts",
-}
+# (name, REST method, REST path): AddInsertionOrder and UpdateInsertionOrder share a path (POST / PUT).
+_NOT_SUPPORTED = [
+    ("DistributeCoupons", "POST", "/CustomerBilling/v13/Coupons/Distribute"),
+    ("CheckFeatureAdoptionCouponEligibility", "POST", "/CustomerBilling/v13/FeatureAdoptionCouponEligibility/Check"),
+    ("ClaimFeatureAdoptionCoupons", "POST", "/CustomerBilling/v13/FeatureAdoptionCoupons/Claim"),
+    ("GetBillingDocumentsInfo", "POST", "/CustomerBilling/v13/BillingDocumentsInfo/Query"),
+    ("GetBillingDocuments", "POST", "/CustomerBilling/v13/BillingDocuments/Query"),
+    ("AddInsertionOrder", "POST", "/CustomerBilling/v13/InsertionOrder"),
+    ("UpdateInsertionOrder", "PUT", "/CustomerBilling/v13/InsertionOrder"),
+    ("SearchInsertionOrders", "POST", "/CustomerBilling/v13/InsertionOrders/Search"),
+    ("GetAccountMonthlySpend", "POST", "/CustomerBilling/v13/AccountMonthlySpend/Query"),
+    ("GetBillingGroups", "POST", "/CustomerBilling/v13/BillingGroups/Query"),
+    ("GetUngroupedAccounts", "POST", "/CustomerBilling/v13/UngroupedAccounts/Query"),
+    ("UpdateBillingGroupAccounts", "PUT", "/CustomerBilling/v13/BillingGroupAccounts"),
+]
 
 OPERATIONS: dict[str, Operation] = {op.name: op for op in _IMPLEMENTED}
-for _name, _path in _NOT_SUPPORTED.items():
-    OPERATIONS.setdefault(_name, Operation(_name, _path))
+for _name, _method, _path in _NOT_SUPPORTED:
+    OPERATIONS.setdefault(_name, Operation(_name, _path, rest_method=_method))
 
-REST_ROUTES: dict[str, Operation] = {}
+#: (method, lower-case path) → operation; a path called with another method still finds its operation
+REST_ROUTES: dict[tuple[str, str], Operation] = {}
 for _op in OPERATIONS.values():
-    REST_ROUTES.setdefault(_op.rest_path.lower(), _op)
+    REST_ROUTES.setdefault((_op.rest_method, _op.rest_path.lower()), _op)
+for _op in OPERATIONS.values():
+    for _m in ("POST", "PUT"):
+        REST_ROUTES.setdefault((_m, _op.rest_path.lower()), _op)
+
+
+def rest_operation(method: str, path: str) -> Operation | None:
+    return REST_ROUTES.get((method.upper(), path.rstrip("/").lower()))
 
 
 def unknown_operation(name: str | None) -> Operation:

@@ -1,8 +1,10 @@
 """Entities as ordered wire fields, rendered by both protocols (so SOAP and REST cannot disagree).
 
 Each field has a schema type: ``long`` values are JSON strings (REST) and text (SOAP); ``int``,
-``double`` and ``bool`` are JSON numbers/booleans; ``dateTime`` is ISO-8601 UTC.  A null field is
-``i:nil="true"`` in SOAP when the schema says nillable, otherwise left out; in JSON it is null.
+``double``, ``decimal`` and ``bool`` are JSON numbers/booleans; ``dateTime`` is ISO-8601 UTC.  An
+``xs:decimal`` has no exponent notation, so SOAP writes it positionally (``0.00001``, never ``1e-05``).
+A null field is ``i:nil="true"`` in SOAP when the schema says nillable, otherwise left out; in JSON it
+is null.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from couponsvc.domain.coupons import CouponInfo, CouponView, RedemptionView
@@ -18,7 +21,7 @@ from couponsvc.domain.coupons import CouponInfo, CouponView, RedemptionView
 @dataclass(frozen=True, slots=True)
 class W:
     name: str
-    kind: str  # string | long | int | double | bool | dateTime | object
+    kind: str  # string | long | int | double | decimal | bool | dateTime | object
     value: Any
     nillable: bool = True
 
@@ -70,13 +73,13 @@ def coupon_info_fields(i: CouponInfo) -> list[W]:
         W("RedemptionDate", "dateTime", i.redemption_date),
         W("ExpirationDate", "dateTime", i.expiration_date),
         W("PercentOff", "double", i.percent_off),
-        W("CouponValue", "double", i.coupon_value),
-        W("UpfrontSpending", "double", None),
+        W("CouponValue", "decimal", i.coupon_value),
+        W("UpfrontSpending", "decimal", None),
         W("ActiveDuration", "int", i.active_duration),
-        W("SpendToThreshold", "double", i.spend_to_threshold),
+        W("SpendToThreshold", "decimal", i.spend_to_threshold),
         W("StartDate", "dateTime", i.start_date),
         W("EndDate", "dateTime", i.end_date),
-        W("Balance", "double", i.balance),
+        W("Balance", "decimal", i.balance),
         W("CurrencyCode", "string", i.currency_code),
         W("FeatureId", "int", None),
         W("CouponType", "int", None),
@@ -88,7 +91,7 @@ def json_value(f: W) -> Any:
         return None
     if f.kind == "long":
         return str(f.value)
-    if f.kind == "double":
+    if f.kind in ("double", "decimal"):
         return float(f.value)
     if f.kind == "int":
         return int(f.value)
@@ -109,6 +112,8 @@ def xml_text(f: W) -> str:
     """The XML text of a non-null simple field."""
     if f.kind == "double":
         return repr(float(f.value))
+    if f.kind == "decimal":
+        return format(Decimal(repr(float(f.value))), "f")
     if f.kind == "bool":
         return "true" if f.value else "false"
     if f.kind == "dateTime":

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from couponsvc.adapters import coupon_queries as q
-from couponsvc.domain.coupons import CouponInfo, CouponView, redemption_refusal, usable_until
+from couponsvc.domain.codes import code_problem
+from couponsvc.domain.coupons import (
+    CouponInfo,
+    CouponView,
+    effective_expiration,
+    redemption_refusal,
+    usable_until,
+)
+from couponsvc.domain.emails import printable
 from couponsvc.domain.errors import Err, ServiceFault
 from couponsvc.domain.search import RawOrderBy, RawPaging, RawPredicate, parse_query
 from couponsvc.domain.values import RawLong, parse_long
@@ -65,22 +73,25 @@ def redeem_coupon(uow: UnitOfWork, clock: Clock, principal: Principal, request: 
         raise ServiceFault(Err.NULL_PARAMETER, "CouponCode")
     code = request.coupon_code.strip()
     for _ in range(5):
-        now = clock()
         try:
             with uow.write() as store:
+                now = clock()  # once the write lock is held (SQLite may queue writers): the order of commits
                 account = q.account(store.conn, account_id)
                 if account is None:
                     raise ServiceFault(Err.INVALID_ACCOUNT, f"AccountId {account_id}")
                 principal.require_customer(account.customer_id)
-                coupon = q.coupon_by_code(store.conn, code)
+                # a text that cannot be a code (control characters, spaces...) is unknown without a lookup
+                coupon = None if code_problem(code) else q.coupon_by_code(store.conn, code)
                 if coupon is None:
-                    raise ServiceFault(Err.COUPON_CODE_NOT_FOUND, code[:100])
+                    raise ServiceFault(Err.COUPON_CODE_NOT_FOUND, printable(code, 100))
                 refusal = redemption_refusal(coupon, account.currency_code, now)
                 if refusal is not None:
-                    raise ServiceFault(refusal, code[:100])
-                until = usable_until(now, coupon.active_duration, coupon.expiration_date)
+                    raise ServiceFault(refusal, printable(code, 100))
+                # a code imported with its own expiry is not usable past it either (as SearchCoupons shows it)
+                until = usable_until(now, coupon.active_duration,
+                                     effective_expiration(coupon.expiration_date, coupon.expires_at))
                 if not q.mark_redeemed(store.conn, coupon.id, account.id, now, until, coupon.amount):
-                    raise ServiceFault(Err.COUPON_ALREADY_REDEEMED, code[:100])
+                    raise ServiceFault(Err.COUPON_ALREADY_REDEEMED, printable(code, 100))
                 return now
         except RetryableConflict:
             continue

@@ -52,7 +52,7 @@ def build_outgoing(claimed: Sequence[ClaimedMessage], sender: str, now: datetime
         parts = render(m.template, facts)
         msg = build_message(message_id=m.message_id, sender=sender, recipient=m.recipient, parts=parts,
                             date=m.created_at)
-        out.append(Outgoing(m.outbox_id, m.recipient, msg))
+        out.append(Outgoing(m.outbox_id, m.recipient, msg, msg.as_bytes()))
     return out
 
 

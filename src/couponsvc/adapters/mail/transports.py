@@ -29,6 +29,12 @@ class Outgoing:
     outbox_id: int
     recipient: str
     message: EmailMessage
+    #: the message serialised once, off the event loop (CRLF line ends, 7-bit: the email library encodes
+    #: every part), so sending does not re-serialise it
+    raw: bytes = b""
+
+    def wire_bytes(self) -> bytes:
+        return self.raw or self.message.as_bytes()
 
 
 class MailTransport(Protocol):
@@ -107,8 +113,8 @@ class SmtpTransport:
             async with asyncio.timeout_at(limit):
                 if not client.is_connected:
                     await client.connect(timeout=timeout)
-                errors, _ = await client.send_message(item.message, sender=self.config.sender,
-                                                      recipients=[item.recipient], timeout=timeout)
+                errors, _ = await client.sendmail(self.config.sender, [item.recipient], item.wire_bytes(),
+                                                  timeout=timeout)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0] if exc.recipients else None
             code = refused.code if refused is not None else 550
@@ -188,7 +194,7 @@ class MaildirTransport:
         results = []
         for item in batch:
             try:
-                box.add(item.message)
+                box.add(item.wire_bytes())
                 results.append(DeliveryResult(item.outbox_id, Outcome.SENT, None, "stored"))
             except OSError as exc:
                 results.append(DeliveryResult(item.outbox_id, Outcome.TEMPORARY, None, f"maildir: {exc}"))

@@ -20,7 +20,7 @@ from couponsvc.entrypoints.http import (
     too_large_fault,
     with_tracking_id,
 )
-from couponsvc.entrypoints.operations import REST_ROUTES, Operation, execute, run_after
+from couponsvc.entrypoints.operations import Operation, execute, rest_operation, run_after
 from couponsvc.service_layer.auth import Credentials
 
 JSON_CT = "application/json; charset=utf-8"
@@ -67,18 +67,39 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _has_lone_surrogate(document: Any) -> bool:
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+                return True
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+    return False
+
+
 def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        document = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise ServiceFault(Err.API_INPUT_VALIDATION_ERROR, f"The body is not valid JSON: {detail}") from exc
+    # A \uD800-style escape without its pair is no character: no database can store it and SOAP cannot
+    # carry it (XML refuses it), so it is refused here rather than failing later as an internal error.
+    if b"\\u" in body and _has_lone_surrogate(document):
+        raise ServiceFault(Err.API_INPUT_VALIDATION_ERROR,
+                           "The body is not valid JSON text: it holds a lone UTF-16 surrogate escape")
+    return document
 
 
 async def rest_endpoint(request: Request) -> Response:
     container: Container = request.app.state.container
     call = CallLog("REST")
-    op: Operation | None = REST_ROUTES.get(request.url.path.rstrip("/").lower())
+    op: Operation | None = rest_operation(request.method, request.url.path)
     if op is None:
         fault = ServiceFault(Err.API_INPUT_VALIDATION_ERROR, f"No Customer Billing operation at {request.url.path}")
         return fault_response(call, fault, 404)
