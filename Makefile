@@ -43,6 +43,9 @@ typecheck: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/dispatch_http.py
 	$(VENV)/bin/python bench/codes_import.py
+	$(VENV)/bin/python bench/delivery_smtp.py
+	$(VENV)/bin/python bench/search_coupons.py
+	$(VENV)/bin/python bench/scaleout.py
 
 clean:
 	rm -rf $(VENV) $(SOAP_SDK) $(REST_SDK) couponsvc-data .pytest_cache .mypy_cache

@@ -44,7 +44,9 @@ def main() -> None:
     rounds = args.rounds
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(Path(tmp), {"COUPONSVC_LOG_LEVEL": "WARNING"})
+        # delivery is not part of this figure: the call only allocates and commits (messages stay queued)
+        server = ServerProcess(Path(tmp), {"COUPONSVC_LOG_LEVEL": "WARNING", "COUPONSVC_DELIVERY_TIMEOUT": "0",
+                                           "COUPONSVC_WORKER": "false"})
         seed = {**BASE_SEED}
         seed["customers"] = [dict(c) for c in BASE_SEED["customers"]]
         seed["customers"][0]["coupon_classes"] = [

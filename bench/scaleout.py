@@ -73,7 +73,8 @@ def run_clients(servers: list[ServerProcess], clients: int, seconds: float, tag:
 def measure(name: str, servers: list[ServerProcess], seconds: float, rows: list[str]) -> dict[int, float]:
     result = {}
     for clients in (1, 4, 16):
-        rate, lat = run_clients(servers, clients, seconds, f"{name.replace(' ', '')}{clients}")
+        tag = "".join(ch for ch in name.lower() if ch.isalnum()) + str(clients)
+        rate, lat = run_clients(servers, clients, seconds, tag)
         p95 = sorted(lat)[max(0, int(len(lat) * 0.95) - 1)]
         rows.append(f"| {name} | {clients} | {rate:,.0f} | {statistics.median(lat):.1f} | {p95:.1f} |")
         print(rows[-1], flush=True)
