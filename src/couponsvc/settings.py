@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from couponsvc.domain.emails import is_valid_address
 from couponsvc.domain.errors import ConfigurationError
 
 PREFIX = "COUPONSVC_"
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,30 +45,26 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
-def _int(env: Mapping[str, str], key: str, default: int, minimum: int, maximum: int) -> int:
+def _number(env: Mapping[str, str], key: str, default: N, minimum: N, maximum: N, parse: Callable[[str], N],
+            what: str) -> N:
     raw = env.get(PREFIX + key)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw.strip())
+        value = parse(raw.strip())
     except ValueError:
-        raise ConfigurationError(f"{PREFIX}{key}={raw!r} is not a whole number") from None
-    if not minimum <= value <= maximum:
+        raise ConfigurationError(f"{PREFIX}{key}={raw!r} is not {what}") from None
+    if not minimum <= value <= maximum:  # also refuses nan
         raise ConfigurationError(f"{PREFIX}{key}={value} must be between {minimum} and {maximum}")
     return value
+
+
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int, maximum: int) -> int:
+    return _number(env, key, default, minimum, maximum, int, "a whole number")
 
 
 def _float(env: Mapping[str, str], key: str, default: float, minimum: float, maximum: float) -> float:
-    raw = env.get(PREFIX + key)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ConfigurationError(f"{PREFIX}{key}={raw!r} is not a number of seconds") from None
-    if not minimum <= value <= maximum:
-        raise ConfigurationError(f"{PREFIX}{key}={value} must be between {minimum} and {maximum}")
-    return value
+    return _number(env, key, default, minimum, maximum, float, "a number of seconds")
 
 
 def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
