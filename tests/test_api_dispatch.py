@@ -25,6 +25,13 @@ from tests.support.seeds import (
 )
 from tests.support.server import ServerProcess
 
+
+@pytest.fixture
+def server(api_server: ServerProcess) -> ServerProcess:
+    """Every test of this file runs against a server on SQLite and one on PostgreSQL."""
+    return api_server
+
+
 _n = itertools.count()
 
 

@@ -11,6 +11,13 @@ from tests.support import restkit, soapkit
 from tests.support.seeds import ALICE, BOB, DEV
 from tests.support.server import ServerProcess
 
+
+@pytest.fixture
+def server(api_server: ServerProcess) -> ServerProcess:
+    """Every test of this file runs against a server on SQLite and one on PostgreSQL."""
+    return api_server
+
+
 ENTITY_BOMB = (
     '<?xml version="1.0"?><!DOCTYPE s:Envelope [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
     '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
