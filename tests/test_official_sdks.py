@@ -9,14 +9,12 @@ results, each by the id of its call.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.sdk import PROTOCOLS, Results, run_sdk_scripts
 from tests.support.seeds import (
     ACCOUNT,
     ALICE,
@@ -34,15 +32,9 @@ from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.sdk
 
-REPO = Path(__file__).resolve().parent.parent
-SDK_DIR = REPO / "tests" / "sdk"
-INTERPRETERS = {"soap": REPO / ".venv-soap" / "bin" / "python", "rest": REPO / ".venv-rest" / "bin" / "python"}
-SCRIPTS = {"soap": SDK_DIR / "soap_client.py", "rest": SDK_DIR / "rest_client.py"}
-PROTOCOLS = ("soap", "rest")
 UNKNOWN_DEV = "DEV-NO-SUCH-APP"
 UNKNOWN_TOKEN = "AT-no-such-token"
 
-Results = dict[str, dict[str, dict[str, Any]]]  # {protocol: {call id: what the SDK script reported}}
 
 # SPEC 8 and 3.2: where each fault travels, its ErrorCode, the REST status and the REST SDK's exception.
 FAULTS: dict[int, tuple[str, str, int, str]] = {
@@ -159,42 +151,16 @@ def build_calls(protocol: str, small_class: str) -> list[dict[str, Any]]:
     return calls
 
 
-def require_interpreter(protocol: str) -> Path:
-    python = INTERPRETERS[protocol]
-    if not python.exists():
-        pytest.fail(f"The official {protocol.upper()} SDK environment {python.parent.parent} is missing: "
-                    f"run `make sdks` to install both official SDKs.", pytrace=False)
-    return python
-
 
 @pytest.fixture(scope="module")
 def sdk_results(server: ServerProcess) -> Results:
     """{protocol: {call id: result}} for every call above, made by the official SDKs."""
-    pythons = {p: require_interpreter(p) for p in PROTOCOLS}
     instructions = {}
     for protocol in PROTOCOLS:
         small_class, seed = new_class_seed(2, prefix=f"SDK-{protocol.upper()}")
         server.load(seed, f"sdk-{protocol}")
         instructions[protocol] = {"base_url": server.url, "calls": build_calls(protocol, small_class)}
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    procs = {
-        p: subprocess.Popen([str(pythons[p]), str(SCRIPTS[p])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=SDK_DIR)
-        for p in PROTOCOLS
-    }
-    results: Results = {}
-    try:
-        for protocol, proc in procs.items():
-            out, err = proc.communicate(json.dumps(instructions[protocol]), timeout=120)
-            if proc.returncode != 0:
-                pytest.fail(f"{SCRIPTS[protocol].name} exited with {proc.returncode}:\n{err[-4000:]}")
-            results[protocol] = {r["id"]: r for r in json.loads(out)}
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return results
+    return run_sdk_scripts(instructions, timeout=120)
 
 
 def result(sdk_results: Results, protocol: str, call_id: str) -> dict[str, Any]:

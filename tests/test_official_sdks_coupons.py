@@ -14,12 +14,9 @@ coupons of their own protocol, so the two runs cannot disturb each other.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,15 +24,11 @@ import pytest
 from lxml import etree
 
 from tests.support import soapkit
+from tests.support.sdk import PROTOCOLS, Results, run_sdk_scripts
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.sdk
 
-REPO = Path(__file__).resolve().parent.parent
-SDK_DIR = REPO / "tests" / "sdk"
-INTERPRETERS = {"soap": REPO / ".venv-soap" / "bin" / "python", "rest": REPO / ".venv-rest" / "bin" / "python"}
-SCRIPTS = {"soap": SDK_DIR / "soap_client.py", "rest": SDK_DIR / "rest_client.py"}
-PROTOCOLS = ("soap", "rest")
 
 DEV = "DEV-COUPONS-0001"
 ALICE = "AT-coupons-alice"  # customer 222: accounts 111 (USD), 112 (EUR)
@@ -119,7 +112,6 @@ FAULTS: dict[int, tuple[str, str, int, str]] = {
     3010: ("ApiFault", "CouponCurrencyMismatch", 400, "BadRequestException"),
 }
 
-Results = dict[str, dict[str, dict[str, Any]]]  # {protocol: {call id: what the SDK script reported}}
 
 
 # --- the calls ---------------------------------------------------------------------------------------
@@ -314,37 +306,10 @@ def prepared(coupon_server: ServerProcess) -> dict[str, datetime]:
     return dates
 
 
-def require_interpreter(protocol: str) -> Path:
-    python = INTERPRETERS[protocol]
-    if not python.exists():
-        pytest.fail(f"The official {protocol.upper()} SDK environment {python.parent.parent} is missing: "
-                    f"run `make sdks` to install both official SDKs.", pytrace=False)
-    return python
-
 
 @pytest.fixture(scope="module")
 def sdk_results(coupon_server: ServerProcess, prepared: dict[str, datetime]) -> Results:
-    pythons = {p: require_interpreter(p) for p in PROTOCOLS}
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    procs = {
-        p: subprocess.Popen([str(pythons[p]), str(SCRIPTS[p])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=SDK_DIR)
-        for p in PROTOCOLS
-    }
-    results: Results = {}
-    try:
-        for protocol, proc in procs.items():
-            instruction = {"base_url": coupon_server.url, "calls": build_calls(protocol)}
-            out, err = proc.communicate(json.dumps(instruction), timeout=180)
-            if proc.returncode != 0:
-                pytest.fail(f"{SCRIPTS[protocol].name} exited with {proc.returncode}:\n{err[-4000:]}")
-            results[protocol] = {r["id"]: r for r in json.loads(out)}
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return results
+    return run_sdk_scripts({p: {"base_url": coupon_server.url, "calls": build_calls(p)} for p in PROTOCOLS})
 
 
 # --- reading what the SDKs reported -------------------------------------------------------------------
