@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -18,6 +19,9 @@ from couponsvc.service_layer.delivery import Deliverer, DeliveryConfig
 from couponsvc.service_layer.dispatch import DispatchConfig
 from couponsvc.service_layer.unit_of_work import SqlUnitOfWork
 from couponsvc.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from couponsvc.service_layer.twin import Twin
 
 
 def utcnow() -> datetime:
@@ -32,6 +36,7 @@ class Container:
     uow: SqlUnitOfWork
     clock: Callable[[], datetime]
     transport: MailTransport
+    twin: Twin | None = None  # the /_couponsvc/ control plane (serve --twin); None: not there at all
 
     @property
     def dispatch_config(self) -> DispatchConfig:
@@ -66,6 +71,8 @@ class Container:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.twin is not None:
+            self.twin.twin_uow.engine.dispose()
 
 
 def configure_logging(level: str) -> None:
@@ -83,5 +90,21 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True,
     engine = make_engine(settings.database_url)
     if migrate:
         upgrade(engine)
-    return Container(settings=settings, engine=engine, uow=SqlUnitOfWork(engine), clock=utcnow,
-                     transport=transport)
+    uow = SqlUnitOfWork(engine)
+    if settings.twin:
+        return _twin_container(settings, engine, uow, transport)
+    return Container(settings=settings, engine=engine, uow=uow, clock=utcnow, transport=transport)
+
+
+def _twin_container(settings: Settings, engine: Engine, uow: SqlUnitOfWork, transport: MailTransport) -> Container:
+    """The twin: a shared clock, mail faults inside the transport, the journal (see service_layer/twin.py)."""
+    from couponsvc.adapters.mail.faulty import FaultInjectingTransport
+    from couponsvc.service_layer.clock import SharedClock
+    from couponsvc.service_layer.journal import JournalRecorder
+    from couponsvc.service_layer.twin import Twin
+
+    twin_uow = SqlUnitOfWork(make_engine(settings.database_url, pool_size=2))
+    clock = SharedClock(twin_uow)
+    twin = Twin(uow, twin_uow, clock, JournalRecorder(twin_uow, settings.journal_size))
+    return Container(settings=settings, engine=engine, uow=uow, clock=clock,
+                     transport=FaultInjectingTransport(transport, twin.pick_mail_faults), twin=twin)

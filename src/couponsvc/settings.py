@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -39,6 +39,9 @@ class Settings:
     worker_batch: int = 200
     worker_poll: float = 0.5
     worker_in_process: bool = True
+    twin: bool = False  # the /_couponsvc/ control plane (serve --twin)
+    admin_token: str | None = field(default=None, repr=False)  # required by serve when the twin is on; never shown
+    journal_size: int = 1000
 
     @property
     def is_sqlite(self) -> bool:
@@ -166,4 +169,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_batch=_int(env, "WORKER_BATCH", 200, 1, 10000),
         worker_poll=_float(env, "WORKER_POLL", 0.5, 0.01, 60.0),
         worker_in_process=_bool(env, "WORKER", True),
+        twin=_bool(env, "TWIN", False),
+        admin_token=(env.get(PREFIX + "ADMIN_TOKEN") or "").strip() or None,
+        journal_size=_int(env, "JOURNAL_SIZE", 1000, 1, 1_000_000),
     )

@@ -184,3 +184,47 @@ delivery_attempts = Table(
     Column("smtp_code", Integer),
     Column("detail", Text),
 )
+
+# --- the twin control plane (serve --twin): shared by every server on one database --------------------------
+twin_clock = Table(
+    "twin_clock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # one row, id 1 (absent: real time)
+    Column("frozen_at", DateTime),  # set: time stands still at this instant
+    Column("offset_seconds", Float, nullable=False, server_default="0"),  # else: real time plus this
+)
+
+twin_faults = Table(
+    "twin_faults",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),  # api | mail
+    Column("operation", String(100)),  # api: an operation name or *
+    Column("error_code", Integer),
+    Column("latency_ms", Integer),
+    Column("retry_after", Integer),
+    Column("probability", Float, nullable=False, server_default="1"),
+    Column("remaining", Integer),  # uses left; NULL: until removed
+    Column("smtp", String(8)),  # mail: 4xx | 5xx | drop
+    Column("recipient", String(1000)),  # mail: a regular expression searched in the address
+    Column("created_at", DateTime, nullable=False),
+    CheckConstraint("kind in ('api', 'mail')", name="ck_twin_faults_kind"),
+    sqlite_autoincrement=True,  # a removed rule's id is never given to a new one
+)
+
+twin_calls = Table(
+    "twin_calls",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tracking_id", String(36), nullable=False, index=True),
+    Column("time", DateTime, nullable=False),
+    Column("protocol", String(8), nullable=False),
+    Column("operation", String(100), nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("error_codes", String(1000), nullable=False),  # JSON list of ints
+    Column("duration_ms", Float, nullable=False),
+    Column("customer_id", BigInteger),
+    Column("request", Text, nullable=False),
+    Column("request_headers", Text, nullable=False),  # JSON object, secrets as ***
+    Column("response", Text, nullable=False),
+)

@@ -152,6 +152,10 @@ class StoreUnavailable(CouponSvcError):
     """The database could not be reached or answered with an unexpected error."""
 
 
+class TwinRequestError(CouponSvcError):
+    """A twin control-plane request (fault rule, clock setting, query) is not valid; the message names the key."""
+
+
 def catalogue_markdown() -> str:
     """The catalogue as the Markdown table in docs/error-catalogue.md (a test keeps the two equal)."""
     where = {FaultKind.AD_API: "AdApiFaultDetail", FaultKind.API: "ApiFault", FaultKind.BATCH: "BatchError"}

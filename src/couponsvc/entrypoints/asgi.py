@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from couponsvc.adapters.migrate import current_revision
 from couponsvc.bootstrap import Container
@@ -67,13 +67,21 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 def create_app(container: Container) -> Starlette:
-    routes = [
+    routes: list[BaseRoute] = [
         Route(SOAP_PATH, soap_endpoint, methods=["POST"]),
         Route(SOAP_PATH, wsdl_endpoint, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/CustomerBilling/v13/{path:path}", rest_endpoint, methods=REST_METHODS),
     ]
+    if container.twin is not None:  # serve --twin: the control plane exists (else every /_couponsvc/ path is 404)
+        from couponsvc.entrypoints.twin.routes import twin_routes
+
+        routes += twin_routes()
     handlers: dict[Any, Any] = {HTTPException: _http_error}
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.container = container
+    if container.twin is not None:
+        from couponsvc.entrypoints.twin.middleware import JournalMiddleware
+
+        app.add_middleware(JournalMiddleware, journal=container.twin.journal)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 import uuid
@@ -26,12 +27,21 @@ def too_large_fault(exc: BodyTooLarge) -> ServiceFault:
     return ServiceFault(Err.API_INPUT_VALIDATION_ERROR, str(exc))
 
 
+#: set by the twin's journal middleware for the duration of one request: the CallLog of that call lands here
+CALL_SLOT: contextvars.ContextVar[list[CallLog] | None] = contextvars.ContextVar("couponsvc_call", default=None)
+
+
 @dataclass
 class CallLog:
     protocol: str
     tracking_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     operation: str = "-"
     started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        slot = CALL_SLOT.get()
+        if slot is not None:
+            slot.append(self)
 
     def done(self, status: int, code: int | None = None) -> None:
         access_log.info(

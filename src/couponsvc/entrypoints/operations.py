@@ -135,6 +135,8 @@ def execute(
 ) -> Any:
     """Authenticate, then parse, then run: the order every call follows on both protocols."""
     principal = container.authenticate(creds)
+    if container.twin is not None and operation.name:  # injected faults: after authentication, before anything
+        container.twin.apply_api_faults(operation.name)
     if not operation.name:
         raise ServiceFault(Err.NULL_REQUEST, "The SOAP Body holds no request element")
     if operation.run is None:

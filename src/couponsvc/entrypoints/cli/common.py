@@ -31,11 +31,11 @@ def guard(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def container(migrate: bool = True) -> Any:
-    """Settings from the environment, logging, engine and transport (the schema brought up to date)."""
+def container(migrate: bool = True, settings: Any = None) -> Any:
+    """Settings from the environment (unless given), logging, engine and transport (the schema brought up to date)."""
     from couponsvc.bootstrap import bootstrap, configure_logging
     from couponsvc.settings import load_settings
 
-    settings = load_settings()
+    settings = settings or load_settings()
     configure_logging(settings.log_level)
     return bootstrap(settings, migrate=migrate)

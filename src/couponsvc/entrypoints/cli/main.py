@@ -33,20 +33,46 @@ def cli() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--demo", is_flag=True, help="Load a demo customer, class, codes and tokens, and print a request to try.")
+@click.option("--twin", is_flag=True, help="Turn on the /_couponsvc/ control plane for tests (reset, seed, mail, "
+              "calls, faults, clock); needs COUPONSVC_ADMIN_TOKEN (--demo makes one). Same as COUPONSVC_TWIN=true.")
+@click.option("--seed", "seed_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Load this seed file at start (repeatable); with the twin, reset loads them again.")
 @guard
-def serve(host: str, port: int, demo: bool) -> None:
+def serve(host: str, port: int, demo: bool, twin: bool, seed_files: tuple[Path, ...]) -> None:
     """Run the API (SOAP and REST) after bringing the database schema up to date."""
+    from dataclasses import replace
+
     import uvicorn
 
-    from couponsvc.adapters.seed import apply_seed, parse_seed
+    from couponsvc.adapters.seed import apply_seed, parse_seed, read_seed_file
+    from couponsvc.domain.tokens import new_secret
     from couponsvc.entrypoints.asgi import create_app
     from couponsvc.entrypoints.cli.demo import DEMO_SEED, demo_banner
+    from couponsvc.settings import load_settings
 
-    container = build_container()
-    if demo:
+    settings = load_settings()
+    if twin:
+        settings = replace(settings, twin=True)
+    made_token = None
+    if settings.twin and not settings.admin_token:
+        if not demo:
+            raise ConfigurationError("COUPONSVC_ADMIN_TOKEN must be set when the twin is on (serve --twin or "
+                                     "COUPONSVC_TWIN=true): clients send it as the X-Couponsvc-Admin header")
+        made_token = new_secret("adm_")
+        settings = replace(settings, admin_token=made_token)
+    seeds = [("demo data", parse_seed(DEMO_SEED, "demo data"))] if demo else []
+    seeds += [(str(file), read_seed_file(file)) for file in seed_files]  # all checked before anything starts
+    container = build_container(settings=settings)
+    if seeds:
         with container.uow.write() as store:
-            apply_seed(store.conn, parse_seed(DEMO_SEED, "demo data"), container.clock(), "demo data")
+            for source, seed in seeds:
+                apply_seed(store.conn, seed, container.clock(), source)
+    if container.twin is not None:
+        container.twin.start_seeds = seeds
+    if demo:
         click.echo(demo_banner(f"http://{host}:{port}"))
+    if made_token is not None:
+        click.echo(f"Twin control plane on: http://{host}:{port}/_couponsvc/  (X-Couponsvc-Admin: {made_token})")
     click.echo(f"couponsvc listening on http://{host}:{port} (database {container.settings.database_url})")
     uvicorn.run(create_app(container), host=host, port=port, log_level="warning", access_log=False,
                 lifespan="on", timeout_graceful_shutdown=10)
