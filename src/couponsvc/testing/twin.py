@@ -70,6 +70,7 @@ class CouponsvcTwin:
         self.process = process
         self.log_path = log_path
         self.developer_token, self.access_token = _first_tokens(seed or {})
+        self.database_url: str | None = None  # set by start_twin
 
     # --- where to point the SDKs ------------------------------------------------------------------------
     @property
@@ -215,6 +216,7 @@ def start_twin(data_dir: Path, seed: Mapping[str, Any] | str | Path | None = Non
                 [sys.executable, "-m", "couponsvc", "serve", "--twin", "--port", str(port), "--seed", str(seed_path)],
                 env=full_env, stdout=log, stderr=subprocess.STDOUT)
         twin = CouponsvcTwin(f"http://127.0.0.1:{port}", admin_token, document, process, log_path)
+        twin.database_url = full_env["COUPONSVC_DATABASE_URL"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.poll() is None:
             try:
