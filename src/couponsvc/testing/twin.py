@@ -69,7 +69,9 @@ class CouponsvcTwin:
         self.admin_token = admin_token
         self.process = process
         self.log_path = log_path
-        self.developer_token, self.access_token = _first_tokens(seed or {})
+        self.start_seed: Mapping[str, Any] = seed or {}
+        #: the first developer and access token of the seed in force (the start seed, or the last reset's)
+        self.developer_token, self.access_token = _first_tokens(self.start_seed)
         self.database_url: str | None = None  # set by start_twin
 
     # --- where to point the SDKs ------------------------------------------------------------------------
@@ -107,11 +109,13 @@ class CouponsvcTwin:
         return result
 
     def reset(self, seed: Mapping[str, Any] | None = None) -> None:
-        """Remove everything (data, mail, journal, faults, clock setting) and load the start seed, or ``seed``."""
+        """Remove everything (data, mail, journal, faults, clock setting) and load the start seed, or ``seed``
+        (``developer_token`` and ``access_token`` then follow that seed)."""
         if seed is None:
             self.request("POST", "reset")
         else:
             self.request("POST", "reset", dict(seed))
+        self.developer_token, self.access_token = _first_tokens(self.start_seed if seed is None else seed)
 
     def seed(self, document: Mapping[str, Any]) -> dict[str, Any]:
         """Load a seed document on top of what is there (idempotent, all or nothing)."""
