@@ -69,11 +69,14 @@ def test_serve_twin_needs_an_admin_token_and_demo_makes_one(tmp_path: Path) -> N
                             env={**env, "COUPONSVC_TWIN": "true"}, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "COUPONSVC_ADMIN_TOKEN" in result.stderr
 
+    extra = tmp_path / "extra.json"  # a second start seed beside --demo: reset reloads both
+    extra.write_text(json.dumps({"customers": [{"id": 222, "name": "Contoso Agency (demo)", "coupon_classes": [
+        {"name": "EXTRA", "amount": 1.0, "currency_code": "USD", "codes": ["EX-1"]}]}]}))
     port = free_port()
     out = tmp_path / "demo.out"
     with out.open("wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "couponsvc", "serve", "--demo", "--twin", "--port", str(port)],
-                                env=env, stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "couponsvc", "serve", "--demo", "--twin", "--port", str(port),
+                                 "--seed", str(extra)], env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while "listening" not in out.read_text() and time.monotonic() < deadline:
@@ -90,6 +93,13 @@ def test_serve_twin_needs_an_admin_token_and_demo_makes_one(tmp_path: Path) -> N
                 time.sleep(0.1)
         assert r.status_code == 200 and r.json()["status"] == "ok"
         assert httpx.get(url, timeout=5).status_code == 401
+        base = f"http://127.0.0.1:{port}"
+        demo = {"auth": "DEMO-ACCESS-TOKEN", "dev": "DEMO-DEVELOPER-TOKEN"}
+        assert restkit.dispatch(base, ["a@example.com"], class_name="EXTRA", **demo).json() == {"PartialErrors": []}
+        reset = httpx.post(f"{base}/_couponsvc/reset", headers={"X-Couponsvc-Admin": token}, timeout=60)
+        assert reset.json() == {"reset": True, "seeds": ["demo data", str(extra)]}
+        for cls in ("EXTRA", "SPRING-100"):  # both start seeds are back, and EX-1 is free again
+            assert restkit.dispatch(base, ["a@example.com"], class_name=cls, **demo).json() == {"PartialErrors": []}
     finally:
         proc.terminate()
         proc.wait(15)

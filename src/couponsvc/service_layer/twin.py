@@ -328,17 +328,13 @@ def _query_int(query: Mapping[str, str], key: str, default: int, low: int, high:
 
 def relay_state(twin: Twin) -> dict[str, Any]:
     """The mail relay as the delivery history shows it: the outcome of the latest attempt."""
-    from couponsvc.adapters import schema as t
-
-    a = t.delivery_attempts.c
     try:
         with twin.uow.read() as store:
-            row = store.conn.execute(
-                t.delivery_attempts.select().with_only_columns(a.attempted_at, a.outcome, a.smtp_code, a.detail)
-                .order_by(a.id.desc()).limit(1)).first()
-    except Exception:  # noqa: BLE001
-        return {"state": "unknown"}
-    if row is None:
+            last = store_.latest_delivery_attempt(store.conn)
+    except Exception:  # noqa: BLE001 - health reports, never raises
         return {"state": "unknown", "last_code": None, "last_reply": None, "since": None}
-    state = "ok" if row.outcome in ("sent", "permanent") else "failing"
-    return {"state": state, "last_code": row.smtp_code, "last_reply": row.detail, "since": iso(row.attempted_at)}
+    if last is None:
+        return {"state": "unknown", "last_code": None, "last_reply": None, "since": None}
+    state = "ok" if last["outcome"] in ("sent", "permanent") else "failing"
+    return {"state": state, "last_code": last["smtp_code"], "last_reply": last["detail"],
+            "since": iso(last["attempted_at"])}
