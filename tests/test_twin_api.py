@@ -57,6 +57,10 @@ def test_every_endpoint_requires_the_admin_token(twin: CouponsvcTwin) -> None:
     assert snapshot(twin_db(twin)) == before  # not even a reset happened
     assert admin(twin, "GET", "health").status_code == 200
     assert admin(twin, "GET", "no-such-endpoint").status_code == 404
+    assert admin(twin, "PUT", "health").status_code == 405 and admin(twin, "GET", "reset").status_code == 405
+    for path in ("faults", "clock", "seed"):
+        bad = admin(twin, "POST", path, content=b"{not json")
+        assert bad.status_code == 400 and "JSON" in bad.json()["error"]
 
 
 def test_serve_twin_needs_an_admin_token_and_demo_makes_one(tmp_path: Path) -> None:
