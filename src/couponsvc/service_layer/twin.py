@@ -33,8 +33,10 @@ from couponsvc.service_layer.unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 
-#: tables reset leaves alone (schema bookkeeping; operator and console accounts of other modules)
-KEEP_ON_RESET: tuple[str, ...] = ("alembic_version",)
+#: tables reset leaves alone: schema bookkeeping, the operators of the console with their sessions, sign-in
+#: limits and audit trail (people, not test data), and the last seen state of the mail relay
+KEEP_ON_RESET: tuple[str, ...] = ("alembic_version", "operators", "console_sessions", "signin_failures",
+                                  "audit_log", "relay_state")
 MAIL_KINDS = ("4xx", "5xx", "drop")
 MAX_LATENCY_MS = 600_000
 _API_KEYS = ("operation", "error_code", "latency_ms", "probability", "count", "retry_after")
