@@ -15,6 +15,7 @@ from couponsvc.service_layer.clock import real_utcnow
 from couponsvc.service_layer.journal import CallRecord, JournalRecorder
 
 API_PROTOCOLS = ("SOAP", "REST")
+API_PREFIXES = ("/api/", "/customerbilling/")  # SOAP and REST: bodies elsewhere (uploads...) are not held
 
 
 class JournalMiddleware:
@@ -26,7 +27,7 @@ class JournalMiddleware:
         if scope["type"] == "lifespan":
             await self.app(scope, self._lifespan_receive(receive), send)
             return
-        if scope["type"] != "http" or scope["path"].startswith("/_couponsvc/"):
+        if scope["type"] != "http" or not scope["path"].lower().startswith(API_PREFIXES):  # the API only, nothing else
             await self.app(scope, receive, send)
             return
         slot: list[CallLog] = []
