@@ -44,10 +44,10 @@ def serve(host: str, port: int, demo: bool, twin: bool, seed_files: tuple[Path, 
 
     import uvicorn
 
-    from couponsvc.adapters.seed import apply_seed, parse_seed, read_seed_file
     from couponsvc.domain.tokens import new_secret
     from couponsvc.entrypoints.asgi import create_app
     from couponsvc.entrypoints.cli.demo import DEMO_SEED, demo_banner
+    from couponsvc.service_layer.start_seeds import load_start_seeds, read_start_seeds
     from couponsvc.settings import load_settings
 
     settings = load_settings()
@@ -60,13 +60,9 @@ def serve(host: str, port: int, demo: bool, twin: bool, seed_files: tuple[Path, 
                                      "COUPONSVC_TWIN=true): clients send it as the X-Couponsvc-Admin header")
         made_token = new_secret("adm_")
         settings = replace(settings, admin_token=made_token)
-    seeds = [("demo data", parse_seed(DEMO_SEED, "demo data"))] if demo else []
-    seeds += [(str(file), read_seed_file(file)) for file in seed_files]  # all checked before anything starts
+    seeds = read_start_seeds(seed_files, DEMO_SEED if demo else None)  # all checked before anything starts
     container = build_container(settings=settings)
-    if seeds:
-        with container.uow.write() as store:
-            for source, seed in seeds:
-                apply_seed(store.conn, seed, container.clock(), source)
+    load_start_seeds(container.uow, container.clock, seeds)
     if container.twin is not None:
         container.twin.start_seeds = seeds
     if demo:
