@@ -65,7 +65,8 @@ def _endpoint(methods: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
             return _error(405, f"{request.method} is not allowed here; use {', '.join(methods)}")
         assert container.twin is not None
         try:
-            return JSONResponse(await handler(container.twin, request), status_code=200)
+            result = await handler(container.twin, request)
+            return result if isinstance(result, Response) else JSONResponse(result)
         except _NotFound as exc:
             return _error(404, str(exc))
         except (TwinRequestError, ConfigurationError) as exc:  # a bad rule, clock value, query or seed document
@@ -77,7 +78,8 @@ def _endpoint(methods: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
 
 
 async def _health(twin: Twin, request: Request) -> Any:
-    return await run_in_threadpool(twin.health)
+    health = await run_in_threadpool(twin.health)
+    return health if health["status"] == "ok" else JSONResponse(health, status_code=503)  # not ready
 
 
 async def _reset(twin: Twin, request: Request) -> Any:
