@@ -1,6 +1,6 @@
 """The service clock: what "now" is for token expiry, class and coupon expiry, redemption dates and delivery.
 
-Without the twin it is plain real time (``RealClock``, no cost).  With the twin (``SharedClock``) it may be
+Without the twin it is plain real time (``bootstrap.utcnow``, no cost).  With the twin (``SharedClock``) it may be
 frozen at an instant or offset from real time; the setting is a row in the database, so every server and
 worker on one database shares it.  Reading it is cheap: the row is read at most every ``ttl`` seconds per
 process (and at once after this process changed it), so another process follows a change within ``ttl``.
@@ -23,17 +23,6 @@ log = logging.getLogger(__name__)
 def real_utcnow() -> datetime:
     """Real time, as the naive UTC datetime the database stores."""
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-class RealClock:
-    """Real time; what ``Container.clock`` is when the twin is off."""
-
-    def __call__(self) -> datetime:
-        return real_utcnow()
-
-    @staticmethod
-    def real_now() -> datetime:
-        return real_utcnow()
 
 
 class SharedClock:
