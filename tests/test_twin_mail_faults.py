@@ -7,8 +7,12 @@ The twin clock drives the backoff and the lifetime, so no test waits for real mi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,3 +114,34 @@ def test_drop_fault_is_retried_until_the_lifetime_ends_then_given_up(twin: Coupo
     assert sink.to("gone@example.com") == []
     twin.clear_faults()
     assert restkit.dispatch(twin.url, ["gone@example.com"]).json() == {"PartialErrors": []}  # not a 3003
+
+
+def test_a_separate_worker_process_shares_the_twins_mail_faults_and_clock(tmp_path: Path) -> None:
+    """`couponsvc worker` with COUPONSVC_TWIN=true on the twin's database: the same rules and the same clock."""
+    env = {"COUPONSVC_WORKER": "false", "COUPONSVC_DELIVERY_TIMEOUT": "0"}  # only the separate worker sends
+    twin = start_twin(tmp_path / "twin", TWIN_SEED, env)
+    try:
+        twin.fault(smtp="5xx", recipient="^bounce@")
+        twin.fault(smtp="4xx", recipient="^later@", count=1)
+        emails = ["bounce@example.com", "ok@example.com", "later@example.com"]
+        assert restkit.dispatch(twin.url, emails).json() == {"PartialErrors": []}  # nothing sent within the call
+        assert {m["status"] for m in twin.mail()} == {"queued"}
+        worker_env = {k: v for k, v in os.environ.items() if not k.startswith("COUPONSVC_")}
+        worker_env.update({"COUPONSVC_TWIN": "true", "COUPONSVC_DATABASE_URL": twin_db(twin),
+                           "COUPONSVC_MAIL_URL": f"maildir://{tmp_path}/worker-mail"})
+
+        def run_worker() -> None:
+            subprocess.run([sys.executable, "-m", "couponsvc", "worker", "--until-idle"], env=worker_env,
+                           check=True, capture_output=True, timeout=120)
+
+        run_worker()
+        status = {m["to"]: (m["status"], m["attempts"]) for m in twin.mail()}
+        assert status == {"bounce@example.com": ("failed", 1), "ok@example.com": ("sent", 1),
+                          "later@example.com": ("queued", 1)}
+        run_worker()  # the retry is not due yet on the twin clock
+        assert _one(twin, "later@example.com")["attempts"] == 1
+        twin.clock(advance_seconds=61)
+        run_worker()
+        assert (_one(twin, "later@example.com")["status"], _one(twin, "later@example.com")["attempts"]) == ("sent", 2)
+    finally:
+        twin.stop()
