@@ -37,6 +37,8 @@ class ClaimedMessage:
     active_duration: int | None
     redeem_by: datetime | None
     template: str | None
+    kind: str = "dispatch"  # or "distribution": a DistributeCoupons notification ("added to your account")
+    account_number: str | None = None  # distribution: the account that holds the coupon
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,11 @@ def _details(conn: Connection, ids: Sequence[int]) -> list[ClaimedMessage]:
     rows = conn.execute(
         select(o.id, o.coupon_id, o.dispatch_id, o.recipient, o.message_id, o.attempts, o.queued_at, o.created_at,
                c.code, c.expires_at, k.name, k.amount, k.currency_code, k.percent_off, k.spend_threshold,
-               k.active_duration, k.end_date, k.expiration_date, k.template)
+               k.active_duration, k.end_date, k.expiration_date, k.template, t.dispatches.c.kind,
+               t.accounts.c.number.label("account_number"))
         .join(t.coupons, c.id == o.coupon_id).join(t.coupon_classes, k.id == c.class_id)
+        .join(t.dispatches, t.dispatches.c.id == o.dispatch_id)
+        .outerjoin(t.accounts, t.accounts.c.id == c.distributed_account_id)
         .where(o.id.in_(bindparam("ids", expanding=True))).order_by(o.id),
         {"ids": list(ids)},
     )
@@ -68,7 +73,7 @@ def _details(conn: Connection, ids: Sequence[int]) -> list[ClaimedMessage]:
         out.append(ClaimedMessage(
             r.id, r.coupon_id, r.dispatch_id, r.recipient, r.message_id, r.attempts, r.queued_at, r.created_at,
             r.code, r.name, r.amount, r.currency_code, r.percent_off, r.spend_threshold, r.active_duration,
-            min(limits) if limits else None, r.template,
+            min(limits) if limits else None, r.template, r.kind, r.account_number,
         ))
     return out
 
