@@ -6,6 +6,7 @@ import itertools
 from typing import Any
 
 DEV = "DEV-FAMILY-0001"
+ALICE_EXPIRED = "AT-family-alice-expired"
 ALICE = "AT-family-alice"  # customer 222: accounts 111 (USD, email), 112 (EUR), 113 (USD, no email), 114..119 USD
 BOB = "AT-family-bob"  # customer 333: account 444 (EUR)
 CAROL = "AT-family-carol"  # customers 555 and 666, both with a class named TWIN
@@ -35,7 +36,8 @@ SEED: dict[str, Any] = {
          "coupon_classes": [{"name": "twin", "amount": 1.0, "currency_code": "USD", "codes": ["TW-666"]}]},
     ],
     "users": [
-        {"name": "f-alice", "customers": [222], "access_tokens": [{"token": ALICE, "expires_at": FAR}]},
+        {"name": "f-alice", "customers": [222], "access_tokens": [
+            {"token": ALICE, "expires_at": FAR}, {"token": ALICE_EXPIRED, "expires_at": "2020-01-01T00:00:00Z"}]},
         {"name": "f-bob", "customers": [333], "access_tokens": [{"token": BOB, "expires_at": FAR}]},
         {"name": "f-carol", "customers": [555, 666], "access_tokens": [{"token": CAROL, "expires_at": FAR}]},
     ],
