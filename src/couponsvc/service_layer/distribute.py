@@ -125,7 +125,7 @@ def _distribute(conn: Connection, now: datetime, config: DispatchConfig, princip
     for index, account_id in enumerate(account_ids):
         acc = visible.get(account_id) if account_id is not None else None
         if acc is None:  # unknown, nil, or of a customer the user does not act for: one and the same answer
-            errors[index].append(OperationError.of(Err.INVALID_ACCOUNT, f"AccountId {account_id}"))
+            errors[index].append(OperationError.of(Err.INVALID_ACCOUNT))  # (no Details: the Index says which)
         elif acc.id in seen:
             errors[index].append(OperationError.of(Err.DUPLICATE_EMAIL_IN_REQUEST, f"AccountId {acc.id}"))
         elif acc.id in holding:

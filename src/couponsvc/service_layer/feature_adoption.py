@@ -106,7 +106,7 @@ def _claim(conn: Connection, now: datetime, principal: Principal,
     for index, (account_id, raw_code) in enumerate(pairs):
         acc = known.get(account_id) if account_id is not None else None
         if acc is None or not principal.may_act_for(acc.customer_id):
-            errors[index].append(OperationError.of(Err.INVALID_ACCOUNT, f"AccountId {account_id}"))
+            errors[index].append(OperationError.of(Err.INVALID_ACCOUNT))  # the same for unknown and foreign
             continue
         code = (raw_code or "").strip()
         shown = printable(code, 100)
