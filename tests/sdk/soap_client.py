@@ -244,9 +244,9 @@ def read_result(operation: str, result: Any) -> dict[str, Any]:
     if operation == "GetCouponInfo":
         return {"coupon_info": [typed(c) for c in items(result, "CouponInfoData")]}
     if operation in ("DistributeCoupons", "ClaimFeatureAdoptionCoupons"):
+        partial = items(getattr(result, "PartialErrors", None), "ArrayOfOperationError")
         out = {"operation_errors": operation_errors(getattr(result, "OperationErrors", None)),
-               "partial_errors_lists": [operation_errors(p)
-                                        for p in items(getattr(result, "PartialErrors", None), "ArrayOfOperationError")]}
+               "partial_errors_lists": [operation_errors(p) for p in partial]}
         if operation == "ClaimFeatureAdoptionCoupons":
             out["claimed"] = [typed(kv) for kv in items(getattr(result, "ClaimedDateByAccountId", None),
                                                        "KeyValueEntityOflongdateTime")]
