@@ -328,3 +328,56 @@ def test_the_vendor_schema_refuses_what_it_should() -> None:
     ]
     for doc in bad:
         assert validation_errors(etree.fromstring(doc)) != [], doc
+
+
+# --- the served WSDL says what the vendor's says ------------------------------------------------------
+def _shapes(doc: Any) -> dict[tuple[str, str], list[tuple[str, str, str, str, str]]]:
+    """{(namespace, type or element name): [(child name, type local name, minOccurs, maxOccurs, nillable)]}."""
+    xs = "http://www.w3.org/2001/XMLSchema"
+    out = {}
+    for schema in doc.iter(f"{{{xs}}}schema"):
+        ns = schema.get("targetNamespace")
+        for top in schema:
+            name = top.get("name")
+            if name is None or top.tag not in (f"{{{xs}}}element", f"{{{xs}}}complexType"):
+                continue
+            children = [(e.get("name"), (e.get("type") or "").rpartition(":")[2], e.get("minOccurs", "1"),
+                         e.get("maxOccurs", "1"), e.get("nillable", "false"))
+                        for e in top.iter(f"{{{xs}}}element") if e is not top]
+            if children:
+                out[(ns, name)] = children
+    return out
+
+
+def test_the_served_wsdl_declares_what_the_vendor_declares(server: ServerProcess) -> None:
+    import httpx
+
+    served = _shapes(etree.fromstring(httpx.get(f"{server.soap_url}?singleWsdl").content))
+    vendor = _shapes(etree.parse(str(vendor_wsdl_path())))
+    assert len(served) > 30
+    for key, children in served.items():
+        assert key in vendor, key
+        assert children == vendor[key], key  # same children, order, types, occurrences, nillability
+    for op in OPERATIONS:
+        assert (BIL, f"{op}Request") in served and (BIL, f"{op}Response") in served
+
+
+def test_zeep_on_the_served_wsdl_calls_the_family_operations(server: ServerProcess) -> None:
+    with requests.Session() as session:
+        client = zeep.Client(f"{server.soap_url}?singleWsdl", transport=Transport(session=session),
+                             settings=zeep.Settings(strict=True))
+        name, codes, seed = new_class(2, feature_id=FEATURE, prefix="VS-SERVED")
+        server.load(seed, "served")
+        svc = client.service
+        out = svc.DistributeCoupons(AccountIds=client.get_type(f"{{{ARR}}}ArrayOfint")(int=[120, 999]),
+                                    ClassName=name, SendNotification=False, _soapheaders=HEADERS)
+        assert [[e.Code for e in (p.OperationError if p is not None else [])]
+                for p in out.body.PartialErrors.ArrayOfOperationError] == [[], [208]]
+        ok = svc.CheckFeatureAdoptionCouponEligibility(
+            FeatureId=FEATURE, AccountIds=client.get_type(f"{{{ARR}}}ArrayOflong")(long=[120]), _soapheaders=HEADERS)
+        assert list(ok.body.EligibleAccountIds.long) == [120]
+        pair = client.get_type(f"{{{ENT}}}KeyValueEntityOflongstring")
+        claimed = svc.ClaimFeatureAdoptionCoupons(
+            AccountCouponPairs=client.get_type(f"{{{ENT}}}ArrayOfKeyValueEntityOflongstring")(
+                KeyValueEntityOflongstring=[pair(Key=120, Value=codes[0])]), _soapheaders=HEADERS)
+        assert [e.Key for e in claimed.body.ClaimedDateByAccountId.KeyValueEntityOflongdateTime] == [120]
