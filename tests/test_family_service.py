@@ -148,6 +148,19 @@ def test_an_account_holding_a_redeemed_coupon_of_the_class_gets_3012(svc: Contai
     assert codes(distribute(svc, [111, 113], name).partial_errors) == [[3012], []]
 
 
+def test_redeem_coupon_cannot_take_a_distributed_coupon(svc: Container) -> None:
+    from couponsvc.service_layer.coupons import RedeemCouponRequest, redeem_coupon
+
+    name, listed = add(svc, 1, feature_id=FEATURE)
+    distribute(svc, [111], name)
+    for account in (111, 113):  # neither the holder nor anybody else: only the claim redeems it
+        assert fault(lambda a=account: redeem_coupon(svc.uow, svc.clock, who(svc),
+                                                     RedeemCouponRequest(a, listed[0])))[0] == 3006
+    (row,) = coupon_rows(svc, name)
+    assert (row.state, row.redeemed_account_id) == ("distributed", None)
+    assert [a for a, _ in claim(svc, [(111, listed[0])]).claimed] == [111]
+
+
 def test_the_database_holds_one_coupon_of_a_class_per_account(svc: Container) -> None:
     name, listed = add(svc, 2, feature_id=FEATURE)
     distribute(svc, [111], name)

@@ -174,7 +174,7 @@ def mark_redeemed(conn: Connection, coupon_id: int, account_id: int, now: dateti
                   balance: float | None) -> bool:
     """False when another call redeemed it first (the state check makes the race safe)."""
     result = conn.execute(
-        update(t.coupons).where(c.id == coupon_id, c.state != "redeemed").values(
+        update(t.coupons).where(c.id == coupon_id, c.state.not_in(["redeemed", "distributed"])).values(
             state="redeemed", redeemed_account_id=account_id, redemption_date=now, usable_until=until,
             balance=balance)
     )

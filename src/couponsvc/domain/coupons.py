@@ -102,6 +102,8 @@ def redemption_refusal(coupon: RedeemableCoupon, account_currency: str, now: dat
     errors are checked), or None."""
     if coupon.state == "redeemed":
         return Err.COUPON_ALREADY_REDEEMED
+    if coupon.state == "distributed":  # a feature-adoption coupon of some account: only its claim redeems it
+        return Err.COUPON_CODE_NOT_FOUND
     for limit in (coupon.expires_at, coupon.expiration_date, coupon.end_date):
         if limit is not None and now > limit:
             return Err.COUPON_EXPIRED
