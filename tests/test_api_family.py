@@ -264,3 +264,35 @@ def test_concurrent_claims_of_one_code_one_wins(two_servers: tuple[ServerProcess
         assert outcomes == Counter({"won": 1, 3007: 9}), (account, outcomes)
     r = rest(a, CHECK, {"FeatureId": FEATURE, "AccountIds": ["114", "115", "116"]})
     assert r.json() == {"EligibleAccountIds": []}
+    shown = b.cli("coupons", "list", "--class", name).stdout.splitlines()
+    assert [line.split()[3] for line in shown] == ["claimed"] * 3 and "account 114 on" in shown[0]
+
+
+# --- notifications over SMTP: a refusal is no error of the call, and takes no coupon back ------------------
+def test_a_refused_notification_keeps_the_coupon_and_mail_retry_sends_it_again(tmp_path: Path) -> None:
+    from tests.support.smtp_sink import Fault, SmtpSink
+
+    name, listed, seed = new_class(2, feature_id=FEATURE, prefix="SMTP")
+    with SmtpSink() as sink:
+        proc = ServerProcess(tmp_path / "smtp", {"COUPONSVC_MAIL_URL": sink.url})
+        proc.data_dir.mkdir()
+        proc.load(SEED)
+        proc.load(seed, "smtp")
+        sink.standing("owner111@example.com", Fault.rcpt(550))
+        proc.start()
+        try:
+            r = rest(proc, DISTRIBUTE, {"AccountIds": [111, 114], "ClassName": name, "SendNotification": True})
+            assert r.json() == {"OperationErrors": [], "PartialErrors": [[], []]}  # no 3005 here
+            sink.wait_for(lambda: len(sink.to("owner114@example.com")) == 1, 30, "the notification to 114")
+            assert listed[1] in sink.to("owner114@example.com")[0].part("text/plain")
+            assert sink.to("owner111@example.com") == []
+            # the coupon stays the account's: still eligible, not back in the pool
+            r = rest(proc, CHECK, {"FeatureId": FEATURE, "AccountIds": ["111", "114"]})
+            assert r.json() == {"EligibleAccountIds": ["111", "114"]}
+            assert "failed" in proc.cli("mail", "history", "--to", "owner111@example.com").stdout
+            sink.clear("owner111@example.com")
+            assert "requeued 1 failed" in proc.cli("mail", "retry").stdout
+            sink.wait_for(lambda: len(sink.to("owner111@example.com")) == 1, 30, "the retried notification")
+            assert listed[0] in sink.to("owner111@example.com")[0].part("text/plain")
+        finally:
+            proc.stop()

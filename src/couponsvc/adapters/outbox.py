@@ -211,6 +211,7 @@ def status_counts(conn: Connection, now: datetime) -> dict[str, Any]:
 
 def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
     """Queue failed messages again whose coupon is still free; re-dispatch that coupon to the same address.
+    A failed DistributeCoupons notification is queued again as it is (its coupon is the account's).
 
     Returns (requeued, skipped): a message is skipped when its coupon went to someone else meanwhile, or
     its address has received another coupon of the class since.
@@ -237,9 +238,23 @@ def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
         conn.execute(insert(t.delivery_attempts).values(
             outbox_id=r.id, attempted_at=now, worker="cli", outcome="requeued", detail="couponsvc mail retry"))
         requeued += 1
+    # DistributeCoupons notifications: the coupon stays the account's whatever became of the mail, so a failed
+    # notification is simply queued again (it never took a coupon back to the pool).
+    d = t.dispatches.c
+    notes = list(conn.scalars(select(o.id).join(t.dispatches, d.id == o.dispatch_id)
+                              .where(o.status == "failed", d.kind == "distribution")))
+    if notes:
+        conn.execute(update(t.outbox).where(o.id.in_(bindparam("ids", expanding=True))).values(
+            status="queued", queued_at=now, next_attempt_at=now, attempts=0, lease_owner=None, lease_until=None),
+            {"ids": notes})
+        conn.execute(insert(t.delivery_attempts), [
+            {"outbox_id": i, "attempted_at": now, "worker": "cli", "outcome": "requeued",
+             "detail": "couponsvc mail retry"} for i in notes])
+        requeued += len(notes)
     skipped += conn.scalar(
         select(func.count()).select_from(t.outbox).join(t.coupons, c.id == o.coupon_id)
-        .where(o.status == "failed", c.state != "available")
+        .join(t.dispatches, d.id == o.dispatch_id)
+        .where(o.status == "failed", c.state != "available", d.kind != "distribution")
     ) or 0
     return requeued, skipped
 
