@@ -9,6 +9,7 @@ judge every JSON type (AccountIds of DistributeCoupons are ints, the other accou
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.sdk
 FEATURES = {"soap": 7101, "rest": 7102}
 CLASSES = {p: {"fac": new_class(6, feature_id=FEATURES[p], prefix=f"SDK-{p}"),
                "one": new_class(1, feature_id=FEATURES[p], prefix=f"SDK-{p}"),
-               "plain": new_class(2, prefix=f"SDK-{p}")} for p in PROTOCOLS}
+               "plain": new_class(2, prefix=f"SDK-{p}"),
+               "expiring": new_class(1, feature_id=FEATURES[p], prefix=f"SDK-{p}-EXP")} for p in PROTOCOLS}
 
 
 def fac(p: str) -> str:
@@ -58,6 +60,7 @@ def calls(p: str) -> list[dict[str, Any]]:
         dist("dist-again", [113, 115], fac(p)),
         dist("dist-empty", [111, 113], CLASSES[p]["one"][0]),
         dist("dist-plain", [116], CLASSES[p]["plain"][0]),
+        dist("dist-expiring", [117], CLASSES[p]["expiring"][0]),
         dist("dist-203", [111], None),
         dist("dist-206", [], fac(p)),
         dist("dist-4603", [111] * 1001, fac(p)),
@@ -81,6 +84,18 @@ def calls(p: str) -> list[dict[str, Any]]:
     ]
 
 
+def later_calls(p: str) -> list[dict[str, Any]]:
+    """After the 'expiring' class has expired (the operator moved its ExpirationDate into the past)."""
+    (code,) = CLASSES[p]["expiring"][1]
+    key: Any = "117" if p == "rest" else 117
+    return [
+        {"id": "claim-3008", "operation": "ClaimFeatureAdoptionCoupons", "developer_token": DEV,
+         "access_token": ALICE_TOKEN, "args": {"AccountCouponPairs": [{"Key": key, "Value": code}]}},
+        {"id": "elig-expired", "operation": "CheckFeatureAdoptionCouponEligibility", "developer_token": DEV,
+         "access_token": ALICE_TOKEN, "args": {"FeatureId": FEATURES[p], "AccountIds": [key]}},
+    ]
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Results]:
     proc = ServerProcess(tmp_path_factory.mktemp("sdk-family"), {"COUPONSVC_DELIVERY_TIMEOUT": "0"})
@@ -90,7 +105,12 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Results]:
             proc.load(seed, "cls")
     proc.start()
     try:
-        yield run_sdk_scripts({p: {"base_url": proc.url, "calls": calls(p)} for p in PROTOCOLS})
+        first = run_sdk_scripts({p: {"base_url": proc.url, "calls": calls(p)} for p in PROTOCOLS})
+        with sqlite3.connect(proc.data_dir / "couponsvc.db") as db:
+            db.executemany("UPDATE coupon_classes SET expiration_date = '2021-01-01 00:00:00.000000' WHERE name = ?",
+                           [(CLASSES[p]["expiring"][0],) for p in PROTOCOLS])
+        later = run_sdk_scripts({p: {"base_url": proc.url, "calls": later_calls(p)} for p in PROTOCOLS})
+        yield {p: {**first[p], **later[p]} for p in PROTOCOLS}
     finally:
         proc.stop()
 
@@ -181,3 +201,11 @@ def test_search_claim_info_and_coupon_info(results: Results, p: str) -> None:
     assert len(mine) == 2  # the two claims of this protocol
     assert all(i["values"]["ClaimDate"]["type"] == "datetime" for i in mine)
     assert {value(i["values"]["AccountId"]) for i in mine} == {111, 114}  # ints in both protocols
+
+
+@pytest.mark.parametrize("p", PROTOCOLS)
+def test_an_expired_coupon_is_not_claimable(results: Results, p: str) -> None:
+    assert error_codes(response(results, p, "dist-expiring"), p) == [[]]
+    assert error_codes(response(results, p, "claim-3008"), p) == [[3008]]
+    assert response(results, p, "claim-3008")["claimed"] == []
+    assert response(results, p, "elig-expired")["eligible"] == []
