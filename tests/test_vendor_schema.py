@@ -381,3 +381,20 @@ def test_zeep_on_the_served_wsdl_calls_the_family_operations(server: ServerProce
             AccountCouponPairs=client.get_type(f"{{{ENT}}}ArrayOfKeyValueEntityOflongstring")(
                 KeyValueEntityOflongstring=[pair(Key=120, Value=codes[0])]), _soapheaders=HEADERS)
         assert [e.Key for e in claimed.body.ClaimedDateByAccountId.KeyValueEntityOflongdateTime] == [120]
+
+
+@pytest.mark.parametrize("case", ["malformed", "not-an-envelope", "too-large", "unknown-operation"])
+def test_faults_before_any_operation_validate(server: ServerProcess, case: str) -> None:
+    """Refusals written before an operation is known (bad XML, a body over the limit, an unknown request)."""
+    bodies = {
+        "malformed": b"<s:Envelope",
+        "not-an-envelope": b"<x/>",
+        "too-large": soapkit.envelope(body("DispatchCoupons", "<CouponClassName>" + "x" * (4 * 1024 * 1024)
+                                           + "</CouponClassName>"), auth=ALICE, dev=DEV),
+        "unknown-operation": soapkit.envelope(f'<FrobnicateRequest xmlns="{BIL}"/>', auth=ALICE, dev=DEV),
+    }
+    result = soapkit.post(server.soap_url, bodies[case])
+    assert result.fault_codes in ([201], [204]), etree.tostring(result.root)[:500]
+    (detail,) = result.fault.find("detail")
+    assert validation_errors(detail) == []
+    assert validation_errors(result.root.find("s:Header/bil:TrackingId", namespaces=NS)) == []
