@@ -45,7 +45,8 @@ def test_upgrade_keeps_the_coupons_and_enforces_the_new_rules(kind: str, tmp_pat
                     (3, "C", "dispatched", None, "x@example.com", None), (4, "D", "available", None, None, None)]
                 assert conn.scalar(text("SELECT kind FROM dispatches")) is None  # no dispatches, column exists
             with engine.begin() as conn:
-                conn.execute(text("UPDATE coupons SET state = 'distributed', distributed_account_id = 112 WHERE id = 1"))
+                conn.execute(text("UPDATE coupons SET state = 'distributed', distributed_account_id = 112 "
+                                  "WHERE id = 1"))
             for bad in ("UPDATE coupons SET state = 'distributed', distributed_account_id = 112 WHERE id = 4",
                         "UPDATE coupons SET state = 'distributed' WHERE id = 4",
                         "UPDATE coupons SET state = 'lost' WHERE id = 4"):
