@@ -81,6 +81,12 @@ def calls(p: str) -> list[dict[str, Any]]:
         c("search-claim", "SearchCoupons", {**search, "ReturnAdditionalFields": "CouponClaimInfo"}),
         c("search-plain", "SearchCoupons", search),
         c("info", "GetCouponInfo", {"CustomerId": 222 if p == "soap" else "222"}),
+        *([] if p == "rest" else [  # a plain suds client generated from the server's own ?wsdl
+            {**dist("wsdl-dist", [118, 999999], fac(p)), "client": "suds-wsdl"},
+            {**c("wsdl-elig", "CheckFeatureAdoptionCouponEligibility", {"FeatureId": f, "AccountIds": [118]}),
+             "client": "suds-wsdl"},
+            {**c("wsdl-claim", "ClaimFeatureAdoptionCoupons", pairs([(118, fac_code(p, 4))])), "client": "suds-wsdl"},
+        ]),
     ]
 
 
@@ -209,3 +215,12 @@ def test_an_expired_coupon_is_not_claimable(results: Results, p: str) -> None:
     assert error_codes(response(results, p, "claim-3008"), p) == [[3008]]
     assert response(results, p, "claim-3008")["claimed"] == []
     assert response(results, p, "elig-expired")["eligible"] == []
+
+
+def test_plain_suds_on_the_served_wsdl_calls_the_family_operations(results: Results) -> None:
+    r = response(results, "soap", "wsdl-dist")
+    assert [[e["Code"] for e in item] for item in r["partial_errors_lists"]] == [[208]]  # (leading [] dropped by suds)
+    assert [value(v) for v in response(results, "soap", "wsdl-elig")["eligible"]] == [118]
+    claimed = response(results, "soap", "wsdl-claim")["claimed"]
+    assert [value(kv["values"]["Key"]) for kv in claimed] == [118]
+    assert claimed[0]["values"]["Value"]["type"] == "datetime"
