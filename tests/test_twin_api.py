@@ -280,3 +280,18 @@ def test_journal_is_bounded_oldest_dropped(twin: CouponsvcTwin) -> None:
     calls = twin.calls(limit=JOURNAL_SIZE)
     assert [c["tracking_id"] for c in calls] == list(reversed(ids))[:JOURNAL_SIZE]
     assert admin(twin, "GET", "calls", params={"limit": str(JOURNAL_SIZE + 1)}).status_code == 400
+
+
+def test_mail_lists_distribution_notifications_too(twin: CouponsvcTwin) -> None:
+    twin.seed({"customers": [{"id": CUSTOMER, "name": "Contoso Agency",
+                              "accounts": [{"id": ACCOUNT, "number": "F111AAAA", "currency_code": "USD",
+                                            "email": "billing@example.com"}],
+                              "coupon_classes": [{"name": "GIFT", "amount": 5.0, "currency_code": "USD",
+                                                  "codes": ["GIFT-1"]}]}]})
+    r = restkit.post(twin.url, "/CustomerBilling/v13/Coupons/Distribute",
+                     {"AccountIds": [ACCOUNT], "ClassName": "GIFT", "SendNotification": True})
+    assert r.status_code == 200, r.text
+    (message,) = twin.mail(to="billing@example.com")
+    assert message["code"] == "GIFT-1" and "GIFT-1" in message["text"] and message["tracking_id"] == \
+        r.headers["TrackingId"]
+    assert "F111AAAA" in message["text"]  # the distribution template names the account

@@ -114,6 +114,8 @@ class MailRow:
     end_date: datetime | None
     expiration_date: datetime | None
     template: str | None
+    kind: str  # dispatch | distribution (a DistributeCoupons notification)
+    account_number: str | None
 
 
 def list_mail(conn: Connection, *, to: str | None, class_name_key: str | None, limit: int) -> list[MailRow]:
@@ -121,10 +123,12 @@ def list_mail(conn: Connection, *, to: str | None, class_name_key: str | None, l
     q = (
         select(o.id, o.message_id, o.recipient, o.status, o.attempts, o.queued_at, o.sent_at, o.last_error,
                d.tracking_id, c.code, c.expires_at, k.customer_id, k.name, k.amount, k.currency_code,
-               k.percent_off, k.spend_threshold, k.active_duration, k.end_date, k.expiration_date, k.template)
+               k.percent_off, k.spend_threshold, k.active_duration, k.end_date, k.expiration_date, k.template,
+               d.kind, t.accounts.c.number)
         .join(t.coupons, c.id == o.coupon_id)
         .join(t.coupon_classes, k.id == c.class_id)
         .join(t.dispatches, d.id == o.dispatch_id)
+        .outerjoin(t.accounts, t.accounts.c.id == c.distributed_account_id)
         .order_by(o.id.desc())
         .limit(limit)
     )

@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from couponsvc.adapters import journal as journal_store
 from couponsvc.adapters import twin_store as store_
-from couponsvc.adapters.mail.message import CouponFacts, render
+from couponsvc.adapters.mail.message import DISTRIBUTION_TEMPLATE, CouponFacts, render
 from couponsvc.adapters.seed import Seed, apply_seed, parse_seed
 from couponsvc.adapters.twin_store import ClockState, FaultRow
 from couponsvc.domain.errors import CATALOGUE, Err, FaultKind, ServiceFault, TwinRequestError
@@ -198,9 +198,11 @@ class Twin:
         messages = []
         for r in rows:
             limits = [d for d in (r.end_date, r.expiration_date, r.expires_at) if d is not None]
-            parts = render(r.template, CouponFacts(r.code, r.class_name, r.amount, r.currency_code, r.percent_off,
-                                                   r.spend_threshold, r.active_duration,
-                                                   min(limits) if limits else None))
+            facts = CouponFacts(r.code, r.class_name, r.amount, r.currency_code, r.percent_off, r.spend_threshold,
+                                r.active_duration, min(limits) if limits else None, r.account_number)
+            # the parts as delivery builds them (service_layer.delivery.build_outgoing)
+            parts = (render(None, facts, base=DISTRIBUTION_TEMPLATE) if r.kind == "distribution"
+                     else render(r.template, facts))
             messages.append({
                 "message_id": r.message_id, "to": r.recipient, "subject": parts["subject"], "code": r.code,
                 "coupon_class": r.class_name, "customer_id": r.customer_id, "status": r.status,

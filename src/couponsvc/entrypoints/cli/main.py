@@ -280,10 +280,11 @@ def errors() -> None:
 
 
 def _register_modules() -> None:
-    from couponsvc.entrypoints.cli import coupons, mail
+    from couponsvc.entrypoints.cli import coupons, family, mail
 
     mail.register(cli)
     coupons.register(cli)
+    family.register(cli)
 
 
 _register_modules()
