@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from couponsvc.domain.delivery import RetryPolicy
 from couponsvc.service_layer.auth import Credentials, Principal, authenticate
 from couponsvc.service_layer.delivery import Deliverer, DeliveryConfig
 from couponsvc.service_layer.dispatch import DispatchConfig
+from couponsvc.service_layer.throttling import Throttle
 from couponsvc.service_layer.unit_of_work import SqlUnitOfWork
 from couponsvc.settings import Settings, load_settings
 
@@ -64,12 +66,24 @@ class Container:
         with self.uow.read() as store:
             return authenticate(store, creds, self.clock())
 
+    @functools.cached_property
+    def throttle(self) -> Throttle:
+        from couponsvc.adapters.throttle_store import throttle_store
+
+        s = self.settings
+        return Throttle(s, lambda: throttle_store(s.database_url, s.redis_url))
+
     def close(self) -> None:
+        if "throttle" in self.__dict__:
+            self.throttle.close()
         self.engine.dispose()
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, fmt: str = "text") -> None:
+    from couponsvc.logformat import install
+
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install(fmt)
     if level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
