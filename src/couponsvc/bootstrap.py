@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import IO
 
 from sqlalchemy import Engine
 
@@ -15,6 +16,7 @@ from couponsvc.adapters.mail.transports import MailTransport, transport_from_url
 from couponsvc.adapters.migrate import upgrade
 from couponsvc.domain.delivery import RetryPolicy
 from couponsvc.service_layer.auth import Credentials, Principal, authenticate
+from couponsvc.service_layer.backups import hold_in_use_lock
 from couponsvc.service_layer.delivery import Deliverer, DeliveryConfig
 from couponsvc.service_layer.dispatch import DispatchConfig
 from couponsvc.service_layer.throttling import Throttle
@@ -34,6 +36,7 @@ class Container:
     uow: SqlUnitOfWork
     clock: Callable[[], datetime]
     transport: MailTransport
+    in_use: IO[bytes] | None = None  # the embedded database's in-use lock (db restore waits for its release)
 
     @property
     def dispatch_config(self) -> DispatchConfig:
@@ -77,6 +80,8 @@ class Container:
         if "throttle" in self.__dict__:
             self.throttle.close()
         self.engine.dispose()
+        if self.in_use is not None:
+            self.in_use.close()
 
 
 def configure_logging(level: str, fmt: str = "text") -> None:
@@ -94,8 +99,9 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True,
     transport = transport or transport_from_url(
         settings.mail_url, sender=settings.mail_from, timeout=settings.smtp_timeout,
         connections=settings.smtp_connections)
+    in_use = hold_in_use_lock(settings)
     engine = make_engine(settings.database_url)
     if migrate:
         upgrade(engine)
     return Container(settings=settings, engine=engine, uow=SqlUnitOfWork(engine), clock=utcnow,
-                     transport=transport)
+                     transport=transport, in_use=in_use)

@@ -47,6 +47,7 @@ class Settings:
     redis_url: str | None = None
     metrics: bool = True
     metrics_port: int | None = None
+    metrics_cache: float = 5.0
     log_format: str = "text"
 
     @property
@@ -115,6 +116,7 @@ def _ops_settings(env: Mapping[str, str]) -> dict[str, object]:
         "redis_url": redis_url,
         "metrics": _bool(env, "METRICS", True),
         "metrics_port": metrics_port or None,
+        "metrics_cache": _float(env, "METRICS_CACHE", 5.0, 0.0, 300.0),
         "log_format": log_format,
     }
 

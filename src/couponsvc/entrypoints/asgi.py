@@ -87,5 +87,5 @@ def create_app(container: Container) -> Starlette:
     handlers: dict[Any, Any] = {HTTPException: _http_error}
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.container = container
-    app.state.scrape = Scrape(container.uow, container.clock)
+    app.state.scrape = Scrape(container.uow, container.clock, container.settings.metrics_cache)
     return app

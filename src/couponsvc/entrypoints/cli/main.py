@@ -262,10 +262,11 @@ def errors() -> None:
 
 
 def _register_modules() -> None:
-    from couponsvc.entrypoints.cli import coupons, mail
+    from couponsvc.entrypoints.cli import backup, coupons, mail
 
     mail.register(cli)
     coupons.register(cli)
+    backup.register(cli)
 
 
 _register_modules()
