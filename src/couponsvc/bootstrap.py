@@ -74,7 +74,7 @@ class Container:
         from couponsvc.adapters.throttle_store import throttle_store
 
         s = self.settings
-        return Throttle(s, lambda: throttle_store(s.database_url, s.redis_url))
+        return Throttle(s, lambda: throttle_store(s.database_url, s.redis_url, s.redis_prefix))
 
     def close(self) -> None:
         if "throttle" in self.__dict__:

@@ -45,6 +45,7 @@ class Settings:
     throttle_developer_token: RateLimit | None = None
     throttle_code_guesses: RateLimit | None = RateLimit(100, 3600.0)
     redis_url: str | None = None
+    redis_prefix: str = "couponsvc:"
     metrics: bool = True
     metrics_port: int | None = None
     metrics_cache: float = 5.0
@@ -114,6 +115,7 @@ def _ops_settings(env: Mapping[str, str]) -> dict[str, object]:
         "throttle_developer_token": _rate(env, "THROTTLE_DEVELOPER_TOKEN", None),
         "throttle_code_guesses": _rate(env, "THROTTLE_CODE_GUESSES", RateLimit(100, 3600.0)),
         "redis_url": redis_url,
+        "redis_prefix": (env.get(PREFIX + "REDIS_PREFIX") or "couponsvc:").strip(),
         "metrics": _bool(env, "METRICS", True),
         "metrics_port": metrics_port or None,
         "metrics_cache": _float(env, "METRICS_CACHE", 5.0, 0.0, 300.0),

@@ -162,10 +162,10 @@ class RedisThrottleStore:
     """Fails open: while Redis cannot be reached calls are admitted (and an error is logged), since an
     unreachable rate limiter should not take the whole API down with it."""
 
-    PREFIX = "couponsvc:throttle:"
-
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str = "couponsvc:") -> None:
         import redis
+
+        self.prefix = prefix + "throttle:"
 
         self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2,
@@ -179,7 +179,7 @@ class RedisThrottleStore:
         for b in buckets:
             args += [b.limit.calls, repr(b.limit.seconds), "1" if b.count else "0"]
         try:
-            answer = self._admit(keys=[self.PREFIX + b.key for b in buckets], args=args)
+            answer = self._admit(keys=[self.prefix + b.key for b in buckets], args=args)
         except self._redis_errors as exc:
             self._failed(exc)
             return None
@@ -191,7 +191,7 @@ class RedisThrottleStore:
 
     def record(self, bucket: Bucket) -> None:
         try:
-            self._record(keys=[self.PREFIX + bucket.key], args=[uuid.uuid4().hex, repr(bucket.limit.seconds)])
+            self._record(keys=[self.prefix + bucket.key], args=[uuid.uuid4().hex, repr(bucket.limit.seconds)])
         except self._redis_errors as exc:
             self._failed(exc)
 
@@ -203,5 +203,5 @@ class RedisThrottleStore:
         self.client.close()
 
 
-def throttle_store(database_url: str, redis_url: str | None) -> ThrottleStore:
-    return RedisThrottleStore(redis_url) if redis_url else SqlThrottleStore(database_url)
+def throttle_store(database_url: str, redis_url: str | None, redis_prefix: str = "couponsvc:") -> ThrottleStore:
+    return RedisThrottleStore(redis_url, redis_prefix) if redis_url else SqlThrottleStore(database_url)
