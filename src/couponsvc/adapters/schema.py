@@ -195,3 +195,11 @@ throttle_events = Table(
     Column("at", Float, nullable=False),
 )
 Index("ix_throttle_events_bucket_at", throttle_events.c.bucket, throttle_events.c.at)
+# Per bucket, how many of its rows are inside the window: the row's lock serialises the bucket's callers,
+# and the count spares scanning the window on every call (it is recounted whenever it says "full").
+throttle_buckets = Table(
+    "throttle_buckets",
+    metadata,
+    Column("bucket", String(100), primary_key=True),
+    Column("inside", Integer, nullable=False),
+)

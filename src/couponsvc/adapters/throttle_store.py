@@ -4,11 +4,13 @@ Both answer one question atomically for all the buckets of a call: may it run?  
 room, the call is written to each counted bucket; if any has none, nothing is written anywhere (a refused
 call counts against nothing) and the wait until the fullest bucket frees a slot is returned.
 
-- Database: a table ``throttle_events`` (one row per admitted call and bucket).  PostgreSQL serialises
-  calls of one bucket with a transaction-scoped advisory lock (other buckets are not blocked) and commits
-  without waiting for the WAL flush (``synchronous_commit = off``: a crash may forget the last few
-  admissions, which only ever lets a few more calls through).  SQLite serialises writers anyway
-  (``BEGIN IMMEDIATE``); its throttle connections use ``synchronous=NORMAL`` for the same reason.
+- Database: a table ``throttle_events`` (one row per admitted call and bucket).  PostgreSQL runs the
+  whole admission as one function call (``couponsvc_throttle_admit``, migration 0008: one round trip), which
+  serialises the calls of a bucket with a transaction-scoped advisory lock (other buckets are not blocked),
+  reads the database's clock, and commits without waiting for the WAL flush (``synchronous_commit = off``:
+  a crash may forget the last few admissions, which only ever lets a few more calls through).  SQLite
+  serialises writers anyway (``BEGIN IMMEDIATE``); its throttle connections use ``synchronous=NORMAL`` for
+  the same reason.
 - Redis: one Lua script per call on one sorted set per bucket (members = calls, scores = admission
   times by the Redis server's own clock, so servers with skewed clocks still share one window).
 """
@@ -16,24 +18,23 @@ call counts against nothing) and the wait until the fullest bucket frees a slot 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 import uuid
-import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, delete, event, func, insert, select, text
-from sqlalchemy.exc import DBAPIError
+import psycopg
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 
-from couponsvc.adapters import schema as t
-from couponsvc.adapters.db import WRITE, make_engine
+from couponsvc.adapters.db import make_engine
 from couponsvc.domain.errors import StoreUnavailable
 from couponsvc.domain.throttle import Bucket
 
 log = logging.getLogger(__name__)
 
-_LOCK_NAMESPACE = 8008  # first key of pg_advisory_xact_lock(int, int): the throttle's own lock space
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,77 +50,120 @@ class ThrottleStore(Protocol):
 
 
 # --- database ---------------------------------------------------------------------------------------
+# Per bucket and call: lock the bucket's row (``throttle_buckets``: how many of its calls are inside the
+# window), delete its calls that left the window (an index probe, amortised O(1)), and only when the count
+# says "full" count exactly and find the call whose leaving frees a slot.  So a call costs the same
+# whatever N is, instead of scanning a window of N rows.
+_NTH_OLDEST = "SELECT at FROM throttle_events WHERE bucket = ? ORDER BY at LIMIT 1 OFFSET ?"
+
+
 class SqlThrottleStore:
-    def __init__(self, url: str, clock: Any = time.time) -> None:
-        self.engine: Engine = make_engine(url, pool_size=4)
+    """The log in ``throttle_events``.  Driver-level statements on a small pool of its own: this runs on
+    every throttled call, so it avoids the ORM layer's per-statement cost and the pool's pre-ping."""
+
+    def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._pg = self.engine.dialect.name == "postgresql"
-        if not self._pg:
+        self._pg = make_url(url).get_backend_name() == "postgresql"
+        if self._pg:
+            self.engine: Engine = create_engine(
+                make_url(url).set(drivername="postgresql+psycopg"), pool_size=4, max_overflow=4,
+                pool_reset_on_return=None, connect_args={"connect_timeout": 5, "autocommit": True})
+        else:
+            self.engine = make_engine(url)
+
             @event.listens_for(self.engine, "connect")
             def _relaxed(dbapi_conn: Any, _record: Any) -> None:  # runs after make_engine's own hook
                 dbapi_conn.execute("PRAGMA synchronous=NORMAL")
 
-    def _transaction(self, buckets: Sequence[Bucket], fn: Any) -> Any:
-        try:
-            with self.engine.connect() as conn:
-                conn = conn.execution_options(**{WRITE: True})
-                with conn.begin():
-                    if self._pg:
-                        conn.execute(text("SET LOCAL synchronous_commit = off"))
-                        for key in sorted({b.key for b in buckets}):  # one order everywhere: no deadlocks
-                            conn.execute(text("SELECT pg_advisory_xact_lock(:ns, :k)"),
-                                         {"ns": _LOCK_NAMESPACE, "k": _lock_key(key)})
-                    return fn(conn)
-        except DBAPIError as exc:
-            raise StoreUnavailable(str(exc.orig)) from exc
+    def _run(self, fn: Callable[[Any], Any]) -> Any:
+        """``fn(dbapi connection)``; a connection broken by a database restart is replaced and tried once more."""
+        for attempt in (1, 2):
+            raw = self.engine.raw_connection()
+            try:
+                result = fn(raw.driver_connection)
+            except Exception as exc:
+                if _is_disconnect(exc):
+                    raw.invalidate()
+                    if attempt == 1:
+                        continue
+                else:
+                    raw.close()
+                if isinstance(exc, (sqlite3.Error, psycopg.Error)):
+                    raise StoreUnavailable(f"throttle: {exc}") from exc
+                raise
+            raw.close()
+            return result
+        raise AssertionError("unreachable")
 
     def admit(self, buckets: Sequence[Bucket]) -> Refusal | None:
-        now = self.clock()
+        if self._pg:
+            answer = self._run(lambda c: c.execute(
+                "SELECT couponsvc_throttle_admit(%s, %s, %s, %s)",
+                ([b.key for b in buckets], [b.limit.calls for b in buckets],
+                 [b.limit.seconds for b in buckets], [b.count for b in buckets])).fetchone()[0])
+            if answer == "0":
+                return None
+            index, wait = str(answer).split(":")
+            return Refusal(buckets[int(index) - 1].kind, float(wait))
+        return self._run(lambda c: self._sqlite_admit(c, buckets))  # type: ignore[no-any-return]
 
-        def run(conn: Connection) -> Refusal | None:
+    def _sqlite_admit(self, conn: sqlite3.Connection, buckets: Sequence[Bucket]) -> Refusal | None:
+        conn.execute("BEGIN IMMEDIATE")  # SQLite has one writer at a time: this is the lock
+        try:
+            now = self.clock()
             refusal: Refusal | None = None
+            counts: list[int] = []
             for b in buckets:
-                wait = _bucket_wait(conn, b, now)
-                if wait > 0 and (refusal is None or wait > refusal.wait):
-                    refusal = Refusal(b.kind, wait)
+                row = conn.execute("SELECT inside FROM throttle_buckets WHERE bucket = ?", (b.key,)).fetchone()
+                dropped = conn.execute("DELETE FROM throttle_events WHERE bucket = ? AND at <= ?",
+                                       (b.key, now - b.limit.seconds)).rowcount
+                inside = max((row[0] if row else 0) - dropped, 0)
+                if inside >= b.limit.calls:  # full by the counter: count exactly (repairs a drifted counter)
+                    inside = conn.execute("SELECT count(*) FROM throttle_events WHERE bucket = ?",
+                                          (b.key,)).fetchone()[0]
+                if inside >= b.limit.calls:
+                    nth = conn.execute(_NTH_OLDEST, (b.key, inside - b.limit.calls)).fetchone()[0]
+                    wait = max(float(nth) + b.limit.seconds - now, 0.001)
+                    if refusal is None or wait > refusal.wait:
+                        refusal = Refusal(b.kind, wait)
+                counts.append(inside)
             if refusal is None:
-                rows = [{"bucket": b.key, "at": now} for b in buckets if b.count]
-                if rows:
-                    conn.execute(insert(t.throttle_events), rows)
-            return refusal
-
-        return self._transaction(buckets, run)  # type: ignore[no-any-return]
+                conn.executemany("INSERT INTO throttle_events (bucket, at) VALUES (?, ?)",
+                                 [(b.key, now) for b in buckets if b.count])
+                counts = [n + 1 if b.count else n for n, b in zip(counts, buckets, strict=True)]
+            conn.executemany("INSERT OR REPLACE INTO throttle_buckets (bucket, inside) VALUES (?, ?)",
+                             [(b.key, n) for b, n in zip(buckets, counts, strict=True)])
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return refusal
 
     def record(self, bucket: Bucket) -> None:
-        now = self.clock()
-        self._transaction([bucket], lambda conn: conn.execute(
-            insert(t.throttle_events).values(bucket=bucket.key, at=now)))
+        if self._pg:
+            self._run(lambda c: c.execute("SELECT couponsvc_throttle_record(%s)", (bucket.key,)).fetchone())
+            return
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("INSERT INTO throttle_events (bucket, at) VALUES (?, ?)", (bucket.key, self.clock()))
+                conn.execute("INSERT INTO throttle_buckets (bucket, inside) VALUES (?, 1) "
+                             "ON CONFLICT (bucket) DO UPDATE SET inside = inside + 1", (bucket.key,))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        self._run(insert)
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-_e = t.throttle_events.c
-_DELETE_OLD = delete(t.throttle_events).where(_e.bucket == bindparam("b"), _e.at <= bindparam("edge"))
-_COUNT = select(func.count()).where(_e.bucket == bindparam("b"))
-_NTH = select(_e.at).where(_e.bucket == bindparam("b")).order_by(_e.at).offset(bindparam("skip")).limit(1)
-
-
-def _bucket_wait(conn: Connection, b: Bucket, now: float) -> float:
-    """Drop the bucket's rows that left the window, then: 0 if one more call fits, else the wait."""
-    conn.execute(_DELETE_OLD, {"b": b.key, "edge": now - b.limit.seconds})
-    inside = int(conn.scalar(_COUNT, {"b": b.key}) or 0)
-    if inside < b.limit.calls:
-        return 0.0
-    # the (inside - N + 1)-th oldest has to leave the window for one more call to fit
-    nth = conn.scalar(_NTH, {"b": b.key, "skip": inside - b.limit.calls})
-    return max(float(nth or 0.0) + b.limit.seconds - now, 0.001)
-
-
-def _lock_key(key: str) -> int:
-    """A stable signed 32-bit number for the advisory lock (collisions only make two buckets share a lock)."""
-    n = zlib.crc32(key.encode())
-    return n - (1 << 32) if n >= 1 << 31 else n
+def _is_disconnect(exc: Exception) -> bool:
+    return isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) in (None, "57P01", "08006",
+                                                                                            "08003", "08000")
 
 
 # --- Redis ------------------------------------------------------------------------------------------
