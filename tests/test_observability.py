@@ -204,3 +204,46 @@ def test_tokens_and_passwords_never_reach_the_logs(which: str, observed: ServerP
     assert "tracking_id" in log  # the calls were logged
     for secret in (ALICE, DEV, "AT-bad-Secret-1", "DEV-bad-Secret-2", "AT-bad-Secret-3", PASSWORD):
         assert secret not in log
+
+
+def test_a_standalone_worker_serves_its_own_smtp_counters(tmp_path_factory: pytest.TempPathFactory,
+                                                          sink: SmtpSink) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.server import free_port
+
+    proc = ServerProcess(tmp_path_factory.mktemp("api-only"), {
+        "COUPONSVC_WORKER": "false", "COUPONSVC_DELIVERY_TIMEOUT": "0", "COUPONSVC_MAIL_URL": sink.url})
+    proc.load(BASE_SEED, "base")
+    proc.start()
+    worker = None
+    try:
+        emails = [f"w{i}@example.com" for i in range(3)]
+        assert restkit.dispatch(proc.url, emails).status_code == 200
+        port = free_port()
+        worker = subprocess.Popen([sys.executable, "-m", "couponsvc", "worker"],
+                                  env={**proc.env, "COUPONSVC_METRICS_PORT": str(port)},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sink.wait_for(lambda: all(sink.to(e) for e in emails), 30, "the worker's deliveries")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                samples = {(s.name, frozenset(s.labels.items())): s.value
+                           for f in text_string_to_metric_families(text) for s in f.samples}
+                if value(samples, "couponsvc_smtp_replies_total", **{"class": "2xx"}) == 3:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the worker's /metrics never showed its 3 deliveries"
+            time.sleep(0.2)
+        assert not any(name.startswith("couponsvc_calls") for name, _ in samples)  # a worker answers no calls
+        # the API server delivered nothing itself: its own counter did not move
+        assert value(scrape(proc), "couponsvc_smtp_replies_total", **{"class": "2xx"}) == 0
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(10)
+        proc.stop()
