@@ -4,13 +4,13 @@ Both answer one question atomically for all the buckets of a call: may it run?  
 room, the call is written to each counted bucket; if any has none, nothing is written anywhere (a refused
 call counts against nothing) and the wait until the fullest bucket frees a slot is returned.
 
-- Database: a table ``throttle_events`` (one row per admitted call and bucket).  PostgreSQL runs the
-  whole admission as one function call (``couponsvc_throttle_admit``, migration 0008: one round trip), which
-  serialises the calls of a bucket with a transaction-scoped advisory lock (other buckets are not blocked),
-  reads the database's clock, and commits without waiting for the WAL flush (``synchronous_commit = off``:
-  a crash may forget the last few admissions, which only ever lets a few more calls through).  SQLite
-  serialises writers anyway (``BEGIN IMMEDIATE``); its throttle connections use ``synchronous=NORMAL`` for
-  the same reason.
+- Database: a table ``throttle_events`` (one row per admitted call and bucket) and ``throttle_buckets``
+  (per bucket, how many of its rows are inside the window; its row lock serialises that bucket's callers,
+  other buckets are not blocked).  PostgreSQL runs the whole admission as one function call
+  (``couponsvc_throttle_admit``, migration 0008: one round trip), on the database's clock, and commits
+  without waiting for the WAL flush (``synchronous_commit = off``: a crash may forget the last few
+  admissions, which only ever lets a few more calls through).  SQLite serialises writers anyway
+  (``BEGIN IMMEDIATE``); its throttle connections use ``synchronous=NORMAL`` for the same reason.
 - Redis: one Lua script per call on one sorted set per bucket (members = calls, scores = admission
   times by the Redis server's own clock, so servers with skewed clocks still share one window).
 """
@@ -204,7 +204,10 @@ return 1
 
 class RedisThrottleStore:
     """Fails open: while Redis cannot be reached calls are admitted (and an error is logged), since an
-    unreachable rate limiter should not take the whole API down with it."""
+    unreachable rate limiter should not take the whole API down with it.  After a failure Redis is left
+    alone for ``RETRY_SECONDS``, so that a Redis that does not answer does not add its timeout to every call."""
+
+    RETRY_SECONDS = 5.0
 
     def __init__(self, url: str, prefix: str = "couponsvc:") -> None:
         import redis
@@ -217,8 +220,11 @@ class RedisThrottleStore:
         self._admit = self.client.register_script(_ADMIT)
         self._record = self.client.register_script(_RECORD)
         self.failures = 0
+        self._down_until = 0.0
 
     def admit(self, buckets: Sequence[Bucket]) -> Refusal | None:
+        if time.monotonic() < self._down_until:
+            return None
         args: list[Any] = [uuid.uuid4().hex]
         for b in buckets:
             args += [b.limit.calls, repr(b.limit.seconds), "1" if b.count else "0"]
@@ -234,6 +240,8 @@ class RedisThrottleStore:
         return Refusal(buckets[int(index) - 1].kind, float(wait))
 
     def record(self, bucket: Bucket) -> None:
+        if time.monotonic() < self._down_until:
+            return
         try:
             self._record(keys=[self.prefix + bucket.key], args=[uuid.uuid4().hex, repr(bucket.limit.seconds)])
         except self._redis_errors as exc:
@@ -241,7 +249,9 @@ class RedisThrottleStore:
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1
-        log.error("throttle: Redis unavailable, call admitted unchecked: %s", type(exc).__name__)
+        self._down_until = time.monotonic() + self.RETRY_SECONDS
+        log.error("throttle: Redis unavailable (%s): calls are admitted unchecked for the next %g s",
+                  type(exc).__name__, self.RETRY_SECONDS)
 
     def close(self) -> None:
         self.client.close()
