@@ -55,3 +55,22 @@ def test_an_unreachable_redis_lets_calls_through_and_says_so(caplog: pytest.LogC
         assert store.admit([bucket]) is None and store.failures == 2  # tried again after the pause
     finally:
         store.close()
+
+
+def test_log_lines_are_redacted_as_a_safety_net() -> None:
+    import json
+    import logging
+
+    from couponsvc.logformat import JsonFormatter, redact
+
+    line = redact("x access_token=abc123 DeveloperToken: dev_zzz postgresql://u:pw9@h/db Bearer cst_x "
+                  "tracking_id=0f0e0d0c-0b0a-0908-0706-050403020100 the token is fine")
+    for secret in ("abc123", "dev_zzz", "pw9", "cst_x"):
+        assert secret not in line
+    assert "tracking_id=0f0e0d0c-0b0a-0908-0706-050403020100 the token is fine" in line
+    tid = "0f0e0d0c-0b0a-0908-0706-050403020100"
+    record = logging.LogRecord("couponsvc.api", logging.ERROR, __file__, 1,
+                               "tracking_id=%s failed for smtp://mailer:Pw-77@relay:25", (tid,), None)
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["tracking_id"] == tid  # read from the text of lines that do not pass it as a field
+    assert "Pw-77" not in entry["message"] and entry["level"] == "ERROR" and entry["logger"] == "couponsvc.api"

@@ -18,7 +18,7 @@ _TRACKING = re.compile(r"tracking_id=([0-9a-fA-F-]{36})")
 _SECRETS = [
     (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@"), r"\1***@"),  # scheme://user:pass@
     (re.compile(r"(?i)(\bbearer\s+)[^\s,;\"']+"), r"\1***"),
-    (re.compile(r"(?i)\b((?:password|passwd|pwd|token|secret)\s*[=:]\s*)[^\s,;&\"']+"), r"\1***"),
+    (re.compile(r"(?i)\b(\w*(?:password|passwd|pwd|token|secret)\s*[=:]\s*)[^\s,;&\"']+"), r"\1***"),
 ]
 
 
