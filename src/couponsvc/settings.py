@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from couponsvc.domain.emails import is_valid_address
@@ -101,7 +101,19 @@ def _rate(env: Mapping[str, str], key: str, default: RateLimit | None) -> RateLi
         raise ConfigurationError(f"{PREFIX}{key}={raw!r}: {exc}; or off") from None
 
 
-def _ops_settings(env: Mapping[str, str]) -> dict[str, object]:
+class _OpsSettings(TypedDict):
+    throttle_user: RateLimit | None
+    throttle_developer_token: RateLimit | None
+    throttle_code_guesses: RateLimit | None
+    redis_url: str | None
+    redis_prefix: str
+    metrics: bool
+    metrics_port: int | None
+    metrics_cache: float
+    log_format: str
+
+
+def _ops_settings(env: Mapping[str, str]) -> _OpsSettings:
     """Throttling, Redis, metrics and log settings (issue 13)."""
     redis_url = (env.get(PREFIX + "REDIS_URL") or "").strip() or None
     if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
@@ -211,5 +223,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_batch=_int(env, "WORKER_BATCH", 200, 1, 10000),
         worker_poll=_float(env, "WORKER_POLL", 0.5, 0.01, 60.0),
         worker_in_process=_bool(env, "WORKER", True),
-        **_ops_settings(env),  # type: ignore[arg-type]
+        **_ops_settings(env),
     )
