@@ -13,7 +13,7 @@ from couponsvc.service_layer.unit_of_work import UnitOfWork
 def outbox_backlog(uow: UnitOfWork, clock: Callable[[], datetime]) -> dict[str, Any]:
     """``{"queued", "sending", "failed", "oldest_queued_seconds"}``; queued includes messages being sent."""
     with uow.read() as store:
-        b = ops_queries.outbox_backlog(store.conn, clock())
+        b = ops_queries.outbox_backlog(store.conn, clock(), with_sent=False)
     age = b.oldest_queued_seconds
     return {
         "queued": b.by_status["queued"] + b.by_status["sending"],
