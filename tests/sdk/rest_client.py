@@ -75,7 +75,8 @@ def header(headers: Any, name: str) -> str | None:
 def read_fault(ex: ApiException) -> dict[str, Any]:
     fault = ApplicationFault.from_json(ex.body)
     out: dict[str, Any] = {"exception": type(ex).__name__, "http_status": ex.status,
-                           "http_tracking_id": header(ex.headers, "TrackingId")}
+                           "http_tracking_id": header(ex.headers, "TrackingId"),
+                           "retry_after": header(ex.headers, "Retry-After")}
     if isinstance(fault, AdApiFaultDetail):
         out["kind"] = "AdApiFaultDetail"
         out["errors"] = [

@@ -197,3 +197,22 @@ delivery_attempts = Table(
     Column("smtp_code", Integer),
     Column("detail", Text),
 )
+
+# Throttling (COUPONSVC_THROTTLE_*): one row per admitted call (or 3006 answer) per bucket, e.g. ``user:42``;
+# ``at`` is Unix time in seconds.  Rows older than their window are deleted when the bucket is next checked.
+throttle_events = Table(
+    "throttle_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("bucket", String(100), nullable=False),
+    Column("at", Float, nullable=False),
+)
+Index("ix_throttle_events_bucket_at", throttle_events.c.bucket, throttle_events.c.at)
+# Per bucket, how many of its rows are inside the window: the row's lock serialises the bucket's callers,
+# and the count spares scanning the window on every call (it is recounted whenever it says "full").
+throttle_buckets = Table(
+    "throttle_buckets",
+    metadata,
+    Column("bucket", String(100), primary_key=True),
+    Column("inside", Integer, nullable=False),
+)

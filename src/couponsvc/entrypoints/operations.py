@@ -171,11 +171,13 @@ def execute(
 ) -> Any:
     """Authenticate, then parse, then run: the order every call follows on both protocols."""
     principal = container.authenticate(creds)
+    container.throttle.admit(creds, principal, operation.name)  # 117 before anything is parsed or changed
     if not operation.name:
         raise ServiceFault(Err.NULL_REQUEST, "The SOAP Body holds no request element")
     if operation.run is None:
         raise ServiceFault(Err.OPERATION_NOT_SUPPORTED, operation.name)
-    return operation.run(container, principal, parse(), tracking_id)
+    with container.throttle.counting_guesses(principal, operation.name):  # 3006 answers feed the guess limit
+        return operation.run(container, principal, parse(), tracking_id)
 
 
 async def run_after(container: Container, operation: Operation, result: Any, tracking_id: str) -> Any:

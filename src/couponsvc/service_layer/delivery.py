@@ -21,6 +21,7 @@ from couponsvc.adapters.mail.message import DISTRIBUTION_TEMPLATE, CouponFacts, 
 from couponsvc.adapters.mail.transports import MailTransport, Outgoing
 from couponsvc.adapters.outbox import ClaimedMessage, Settled
 from couponsvc.domain.delivery import DeliveryResult, RetryPolicy
+from couponsvc.service_layer import metrics
 from couponsvc.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class Deliverer:
         try:
             batch = await asyncio.to_thread(build_outgoing, claimed, self.config.sender, self.clock())
             results = await self.transport.send(batch, deadline)
+            metrics.count_replies(results)
         finally:
             renewer.cancel()
             try:
