@@ -34,7 +34,7 @@ def worker(until_idle: bool) -> None:
             loop.add_signal_handler(sig, stop.set)
         try:
             if until_idle:
-                while await deliverer.run_once():
+                while not stop.is_set() and await deliverer.run_once(stop):
                     pass
             else:
                 await deliverer.run_forever(stop)
