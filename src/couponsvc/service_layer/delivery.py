@@ -161,6 +161,8 @@ class Deliverer:
             await asyncio.to_thread(self._settle, owner, claimed, [])
             return []
         settled = await self._deliver(owner, claimed, until)
+        log.debug("%s: %d messages, %d sent, %d refused; settled %.0f ms after the deadline", owner, len(claimed),
+                  settled.sent, len(settled.failed_coupons), (loop.time() - until) * 1000)
         return settled.failed_coupons
 
     async def run_once(self, stop: asyncio.Event | None = None) -> int:

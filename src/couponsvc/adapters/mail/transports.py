@@ -129,9 +129,10 @@ class _Run:
 class SmtpTransport:
     """A few reused SMTP connections; messages of a batch are spread over them.
 
-    A connection is held for one message at a time and handed to the longest-waiting sender, callers
-    first: a send with a deadline (a DispatchCoupons call delivering its own messages) is served before
-    the workers' sends, so a call never waits behind a worker's batch for more than one message.
+    Callers first: a send with a deadline (a DispatchCoupons call delivering its own messages) is handed
+    a free connection before any send without one (the workers'), and keeps it while no other call waits;
+    a worker gives its connection back after every message.  So a call never waits behind a worker's
+    batch for more than one message, and concurrent calls take turns.
     """
 
     def __init__(self, config: SmtpConfig) -> None:
