@@ -175,6 +175,25 @@ def sink(sinks: list[SmtpSink]) -> SmtpSink:
     return s
 
 
+def test_a_server_that_sends_nothing_itself_reports_what_the_workers_saw(sink: SmtpSink, launch: Launch) -> None:
+    server, cls = launch(sink.port, COUPONSVC_WORKER="false", COUPONSVC_DELIVERY_TIMEOUT="0", **SLOW_BACKOFF)
+    sink.refuse(Fault.greeting(554, "5.3.2 relay closed for maintenance"))
+    emails = addresses(3)
+    assert dispatch(server, emails, cls) == []
+    assert health(server)["relay"]["state"] == "unknown"
+    workers = [start_worker(server, "worker")]
+    try:
+        wait_until(lambda: health(server)["relay"]["state"] == "failing", 20, "the worker's view in /health")
+        relay = health(server)["relay"]
+        assert relay["last_code"] == 554 and "maintenance" in relay["last_reply"], relay
+        sink.refuse(None)
+        wait_until(all_settled(server, cls, 3), 30, "delivered once the relay is back")
+        wait_until(lambda: health(server)["relay"]["state"] == "ok", 10, "the relay ok again in /health")
+    finally:
+        stop_workers(workers)
+    check_delivered(server, sink, cls, emails)
+
+
 def test_a_relay_that_keeps_refusing_is_given_up_at_the_lifetime(sink: SmtpSink, launch: Launch) -> None:
     """Like any temporary failure: after COUPONSVC_RETRY_LIFETIME the messages, tried or only deferred, are
     given up and their coupons return to the pool; never before."""
