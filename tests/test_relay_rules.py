@@ -138,7 +138,6 @@ def test_relay_state_is_written_on_change_or_once_a_second_and_keeps_its_since(k
             status = relay_status(uow, relay)
             assert (status.state, status.last_code) == ("failing", 554)
             assert status.since == T0 + timedelta(seconds=2), "still failing since the first refusal"
-            assert monitor.refusals == 3
 
             # another process (its own monitor) sees it failing too: the row keeps its since
             second = RelayMonitor(relay)
@@ -149,7 +148,6 @@ def test_relay_state_is_written_on_change_or_once_a_second_and_keeps_its_since(k
             assert write([ok], T0 + timedelta(seconds=10)) is True
             status = relay_status(uow, relay)
             assert (status.state, status.last_code, status.since) == ("ok", 250, T0 + timedelta(seconds=10))
-            assert monitor.refusals == 0
             assert status.as_json()["since"] == "2030-01-01T12:00:10Z"
             with uow.read() as store:
                 row = relay_state.read(store.conn, relay)

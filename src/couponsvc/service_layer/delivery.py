@@ -94,7 +94,9 @@ class Deliverer:
             now = self.clock()
             settled = outbox.settle(store.conn, owner, claimed, results, now, policy)
             if refusal is not None and untried:
-                delay = policy.delay(max(1, self.relay.refusals if self.relay else 1))
+                # the rest waits as long as the message that found the relay refusing (its own backoff)
+                prober = next(m for m in claimed if m.outbox_id == refusal.outbox_id)
+                delay = policy.delay(prober.attempts + 1)
                 reason = refusal.detail if refusal.smtp_code is None else f"{refusal.smtp_code} {refusal.detail}"
                 given_up = outbox.defer(store.conn, owner, untried, now, delay, reason, policy)
                 settled = Settled(settled.sent, settled.retried + len(untried) - len(given_up),

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from couponsvc.adapters import relay_state
-from couponsvc.domain.delivery import DeliveryResult, Outcome, relay_is_ok, stops_batch
+from couponsvc.domain.delivery import DeliveryResult, relay_is_ok
 from couponsvc.service_layer.unit_of_work import UnitOfWork
 
 OK = "ok"
@@ -59,12 +59,6 @@ class RelayMonitor:
         self._latest: _Seen | None = None
         self._written: _Seen | None = None
         self._written_at = float("-inf")
-        self._refusals = 0
-
-    @property
-    def refusals(self) -> int:
-        """How many batches in a row the relay refused our session or sender (0 once it accepts again)."""
-        return self._refusals
 
     @property
     def state(self) -> str:
@@ -73,11 +67,6 @@ class RelayMonitor:
 
     def observe(self, results: Sequence[DeliveryResult]) -> None:
         """Take note of a batch's results; the latest one that says anything about the relay wins."""
-        with self._lock:
-            if any(stops_batch(r) for r in results):
-                self._refusals += 1
-            elif any(r.outcome is Outcome.SENT for r in results):
-                self._refusals = 0
         for r in reversed(results):
             ok = relay_is_ok(r)
             if ok is not None:
