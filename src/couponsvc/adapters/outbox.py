@@ -142,7 +142,7 @@ def defer(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], now:
             later.append({"b_id": m.outbox_id, "b_next": min(now + delay, end),
                           "b_error": f"not tried: {reason}"[:2000]})
     if later:
-        conn.execute(update(t.outbox).where(_HELD(worker)).values(
+        conn.execute(update(t.outbox).where(_held_row(worker)).values(
             status="queued", next_attempt_at=bindparam("b_next"), last_error=bindparam("b_error"),
             lease_owner=None, lease_until=None), later)
     if not expired:
@@ -162,7 +162,8 @@ def _held(conn: Connection, worker: str, ids: Sequence[int]) -> set[int]:
     return set(conn.scalars(query, {"ids": list(ids)}))
 
 
-def _HELD(worker: str) -> Any:  # noqa: N802 - reads as a constant condition in the statements below
+def _held_row(worker: str) -> Any:
+    """The condition of the batched updates below: row ``b_id``, still held by ``worker``."""
     return and_(o.id == bindparam("b_id"), o.lease_owner == worker, o.status == "sending")
 
 
@@ -207,7 +208,7 @@ def settle(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], res
         history.append({"outbox_id": m.outbox_id, "attempted_at": now, "worker": worker, "outcome": outcome,
                         "smtp_code": r.smtp_code, "detail": r.detail[:2000]})
 
-    held = _HELD(worker)
+    held = _held_row(worker)
     done = 0
     if sent:
         done = conn.execute(update(t.outbox).where(held).values(
