@@ -7,6 +7,7 @@ answer over HTTP, `/health`, what the sink received, and the rows the processes 
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -186,6 +187,9 @@ def test_a_server_that_sends_nothing_itself_reports_what_the_workers_saw(sink: S
         wait_until(lambda: health(server)["relay"]["state"] == "failing", 20, "the worker's view in /health")
         relay = health(server)["relay"]
         assert relay["last_code"] == 554 and "maintenance" in relay["last_reply"], relay
+        status = json.loads(server.cli("mail", "status", "--json").stdout)
+        assert status["relay"] == relay and status["queued"] == 3, status
+        assert "relay: failing since " in server.cli("mail", "status").stdout
         sink.refuse(None)
         wait_until(all_settled(server, cls, 3), 30, "delivered once the relay is back")
         wait_until(lambda: health(server)["relay"]["state"] == "ok", 10, "the relay ok again in /health")
