@@ -35,7 +35,7 @@ def test_upgrade_keeps_the_coupons_and_enforces_the_new_rules(kind: str, tmp_pat
                     "(2, 1, 'B', 'redeemed', 'seed', :now, 111, :now, NULL, NULL), "
                     "(3, 1, 'C', 'dispatched', 'seed', :now, NULL, NULL, 'x@example.com', 'x@example.com'), "
                     "(4, 1, 'D', 'available', 'seed', :now, NULL, NULL, NULL, NULL)"), {"now": now})
-            upgrade(engine)
+            upgrade(engine, "0007")
             assert current_revision(engine) == "0007"
             with engine.connect() as conn:
                 rows = conn.execute(text("SELECT id, code, state, redeemed_account_id, send_to_email_key, "

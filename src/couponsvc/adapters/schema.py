@@ -193,9 +193,42 @@ delivery_attempts = Table(
     Column("outbox_id", Id, ForeignKey("outbox.id"), nullable=False, index=True),
     Column("attempted_at", DateTime, nullable=False),
     Column("worker", String(100), nullable=False),
-    Column("outcome", String(16), nullable=False),  # sent | temporary | permanent | gave_up | requeued
+    Column("outcome", String(16), nullable=False),  # sent | temporary | relay | permanent | gave_up | requeued
     Column("smtp_code", Integer),
     Column("detail", Text),
+)
+
+# Throttling (COUPONSVC_THROTTLE_*): one row per admitted call (or 3006 answer) per bucket, e.g. ``user:42``;
+# ``at`` is Unix time in seconds.  Rows older than their window are deleted when the bucket is next checked.
+throttle_events = Table(
+    "throttle_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("bucket", String(100), nullable=False),
+    Column("at", Float, nullable=False),
+)
+Index("ix_throttle_events_bucket_at", throttle_events.c.bucket, throttle_events.c.at)
+# Per bucket, how many of its rows are inside the window: the row's lock serialises the bucket's callers,
+# and the count spares scanning the window on every call (it is recounted whenever it says "full").
+throttle_buckets = Table(
+    "throttle_buckets",
+    metadata,
+    Column("bucket", String(100), primary_key=True),
+    Column("inside", Integer, nullable=False),
+)
+
+# The mail relay as the delivery processes last saw it (one row per relay, written on a change of state or
+# at most about once a second per process): what every server's /health reports.
+relay_state = Table(
+    "relay_state",
+    metadata,
+    Column("relay", String(255), primary_key=True),  # smtp://host:port or maildir://PATH, never credentials
+    Column("state", String(16), nullable=False),  # ok | failing
+    Column("last_code", Integer),
+    Column("last_reply", Text),
+    Column("since", DateTime, nullable=False),  # when the relay entered this state
+    Column("updated_at", DateTime, nullable=False),  # when this row was last written
+    CheckConstraint("state in ('ok', 'failing')", name="ck_relay_state_state"),
 )
 
 # --- the twin control plane (serve --twin): shared by every server on one database --------------------------

@@ -145,12 +145,6 @@ def outbox_counts(conn: Connection) -> dict[str, int]:
     return {"queued": counts.get("queued", 0) + counts.get("sending", 0), "failed": counts.get("failed", 0)}
 
 
-def latest_delivery_attempt(conn: Connection) -> dict[str, Any] | None:
-    a = t.delivery_attempts.c
-    row = conn.execute(select(a.attempted_at, a.outcome, a.smtp_code, a.detail).order_by(a.id.desc()).limit(1)).first()
-    return None if row is None else dict(row._mapping)
-
-
 # --- reset -----------------------------------------------------------------------------------------------------
 def tables_to_clear(keep: Sequence[str]) -> list[Table]:
     """Every table of the schema but ``keep``, dependents first (so foreign keys never object)."""

@@ -172,12 +172,16 @@ def execute(
     """Authenticate, then parse, then run: the order every call follows on both protocols."""
     principal = container.authenticate(creds)
     if container.twin is not None and operation.name:  # injected faults: after authentication, before anything
-        container.twin.apply_api_faults(operation.name)
+        container.twin.apply_api_faults(operation.name)  # (before throttling: a refused call counts nothing)
+    container.throttle.admit(creds, principal, operation.name)  # 117 before anything is parsed or changed
     if not operation.name:
         raise ServiceFault(Err.NULL_REQUEST, "The SOAP Body holds no request element")
     if operation.run is None:
         raise ServiceFault(Err.OPERATION_NOT_SUPPORTED, operation.name)
-    return operation.run(container, principal, parse(), tracking_id)
+    with container.throttle.counting_guesses(principal, operation.name) as count_guesses:  # 3006s feed the guess limit
+        result = operation.run(container, principal, parse(), tracking_id)
+        count_guesses(result)
+        return result
 
 
 async def run_after(container: Container, operation: Operation, result: Any, tracking_id: str) -> Any:

@@ -13,7 +13,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -103,6 +103,9 @@ class Twin:
     journal: JournalRecorder
     #: the seeds named at start (serve --seed FILE, --demo), loaded again by reset: (source, parsed seed)
     start_seeds: list[tuple[str, Seed]] = field(default_factory=list)
+    #: the mail relay's recorded state as /health shows it (service_layer.relay, through the container)
+    relay_probe: Callable[[], dict[str, Any]] = lambda: {"state": "unknown", "last_code": None,
+                                                         "last_reply": None, "since": None}
 
     # --- hooks on the API path ---------------------------------------------------------------------------
     def _fires(self, rule: FaultRow) -> bool:
@@ -158,9 +161,8 @@ class Twin:
                 store.conn.execute(text("SELECT 1"))
                 outbox = store_.outbox_counts(store.conn)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
-            return {"status": "unavailable", "database": type(exc).__name__, "relay": relay_state(self),
-                    "outbox": None}
-        return {"status": "ok", "database": "ok", "relay": relay_state(self), "outbox": outbox}
+            return {"status": "unavailable", "database": type(exc).__name__, "relay": None, "outbox": None}
+        return {"status": "ok", "database": "ok", "relay": self.relay_probe(), "outbox": outbox}
 
     async def reset(self, document: Any | None) -> dict[str, Any]:
         """Remove all data (every table but ``KEEP_ON_RESET``: customers, classes, coupons, tokens, messages,
@@ -328,17 +330,3 @@ def _query_int(query: Mapping[str, str], key: str, default: int, low: int, high:
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise TwinRequestError(f"{key}: must be a whole number from {low} to {high}")
     return int(raw)
-
-
-def relay_state(twin: Twin) -> dict[str, Any]:
-    """The mail relay as the delivery history shows it: the outcome of the latest attempt."""
-    try:
-        with twin.uow.read() as store:
-            last = store_.latest_delivery_attempt(store.conn)
-    except Exception:  # noqa: BLE001 - health reports, never raises
-        return {"state": "unknown", "last_code": None, "last_reply": None, "since": None}
-    if last is None:
-        return {"state": "unknown", "last_code": None, "last_reply": None, "since": None}
-    state = "ok" if last["outcome"] in ("sent", "permanent") else "failing"
-    return {"state": state, "last_code": last["smtp_code"], "last_reply": last["detail"],
-            "since": iso(last["attempted_at"])}

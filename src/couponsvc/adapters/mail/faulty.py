@@ -12,20 +12,21 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from couponsvc.adapters.mail.transports import MailTransport, Outgoing
-from couponsvc.domain.delivery import DeliveryResult, Outcome, classify_smtp_code
+from couponsvc.domain.delivery import DeliveryResult, Outcome, Stage, classify_reply
 
-#: injected fault → (SMTP reply code or None for no reply, reply text)
-REPLIES: dict[str, tuple[int | None, str]] = {
-    "4xx": (451, "4.3.0 Try again later (couponsvc twin fault)"),
-    "5xx": (550, "5.1.1 Mailbox unavailable (couponsvc twin fault)"),
-    "drop": (None, "ConnectionResetError: the relay closed the connection (couponsvc twin fault)"),
+#: injected fault → (where in the conversation, SMTP reply code or None for no reply, reply text)
+REPLIES: dict[str, tuple[Stage, int | None, str]] = {
+    "4xx": (Stage.RCPT, 451, "4.3.0 Try again later (couponsvc twin fault)"),
+    "5xx": (Stage.RCPT, 550, "5.1.1 Mailbox unavailable (couponsvc twin fault)"),
+    "drop": (Stage.CONNECT, None, "ConnectionResetError: the relay closed the connection (couponsvc twin fault)"),
 }
 
 
 def injected_result(outbox_id: int, kind: str) -> DeliveryResult:
-    code, text = REPLIES[kind]
-    outcome = Outcome.TEMPORARY if code is None else classify_smtp_code(code)
-    return DeliveryResult(outbox_id, outcome, code, text)
+    """What the real SMTP transport reports for that reply: a RCPT TO refusal, or a dropped connection."""
+    stage, code, text = REPLIES[kind]
+    outcome = Outcome.TEMPORARY if code is None else classify_reply(stage, code, text)
+    return DeliveryResult(outbox_id, outcome, code, text, stage)
 
 
 class FaultInjectingTransport:
@@ -33,13 +34,14 @@ class FaultInjectingTransport:
         self.inner = inner
         self.pick = pick
 
-    async def send(self, batch: Sequence[Outgoing], deadline: float | None = None) -> list[DeliveryResult]:
+    async def send(self, batch: Sequence[Outgoing], deadline: float | None = None,
+                   stop: asyncio.Event | None = None) -> list[DeliveryResult]:
         kinds = await asyncio.to_thread(self.pick, [item.recipient for item in batch])
         results = [injected_result(item.outbox_id, kind) for item, kind in zip(batch, kinds, strict=True)
                    if kind is not None]
         rest = [item for item, kind in zip(batch, kinds, strict=True) if kind is None]
         if rest:
-            results += await self.inner.send(rest, deadline)
+            results += await self.inner.send(rest, deadline, stop)
         return results
 
     async def aclose(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ def serve(host: str, port: int, demo: bool, twin: bool, seed_files: tuple[Path, 
     from couponsvc.domain.tokens import new_secret
     from couponsvc.entrypoints.asgi import create_app
     from couponsvc.entrypoints.cli.demo import DEMO_SEED, demo_banner
+    from couponsvc.logformat import redact
     from couponsvc.service_layer.start_seeds import load_start_seeds, read_start_seeds
     from couponsvc.settings import load_settings
 
@@ -65,13 +67,15 @@ def serve(host: str, port: int, demo: bool, twin: bool, seed_files: tuple[Path, 
     load_start_seeds(container.uow, container.clock, seeds)
     if container.twin is not None:
         container.twin.start_seeds = seeds
+    # with COUPONSVC_LOG_FORMAT=json every line of output is a JSON log line, the banner included
+    say = click.echo if container.settings.log_format == "text" else logging.getLogger("couponsvc.serve").info
     if demo:
-        click.echo(demo_banner(f"http://{host}:{port}"))
-    if made_token is not None:
+        say(demo_banner(f"http://{host}:{port}"))
+    if made_token is not None:  # printed once on the terminal (never through the log), like the CLI's other secrets
         click.echo(f"Twin control plane on: http://{host}:{port}/_couponsvc/  (X-Couponsvc-Admin: {made_token})")
-    click.echo(f"couponsvc listening on http://{host}:{port} (database {container.settings.database_url})")
+    say(f"couponsvc listening on http://{host}:{port} (database {redact(container.settings.database_url)})")
     uvicorn.run(create_app(container), host=host, port=port, log_level="warning", access_log=False,
-                lifespan="on", timeout_graceful_shutdown=10)
+                lifespan="on", timeout_graceful_shutdown=10, log_config=None)  # our log format, not uvicorn's
 
 
 @cli.command()
@@ -280,11 +284,12 @@ def errors() -> None:
 
 
 def _register_modules() -> None:
-    from couponsvc.entrypoints.cli import coupons, family, mail
+    from couponsvc.entrypoints.cli import backup, coupons, family, mail
 
     mail.register(cli)
     coupons.register(cli)
     family.register(cli)
+    backup.register(cli)
 
 
 _register_modules()
