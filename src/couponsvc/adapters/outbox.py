@@ -204,7 +204,8 @@ def status_counts(conn: Connection, now: datetime) -> dict[str, Any]:
     }
 
 
-def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
+def requeue_failed(conn: Connection, now: datetime, only: int | None = None,
+                   by: str = "cli") -> tuple[int, int]:
     """Queue failed messages again whose coupon is still free; re-dispatch that coupon to the same address.
 
     Returns (requeued, skipped): a message is skipped when its coupon went to someone else meanwhile, or
@@ -213,7 +214,7 @@ def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
     rows = conn.execute(
         select(o.id, o.coupon_id, o.dispatch_id, o.recipient, c.class_id)
         .join(t.coupons, c.id == o.coupon_id)
-        .where(o.status == "failed", c.state == "available")
+        .where(o.status == "failed", c.state == "available", *([o.id == only] if only is not None else []))
     ).all()
     requeued = skipped = 0
     for r in rows:
@@ -230,11 +231,12 @@ def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
         conn.execute(update(t.outbox).where(o.id == r.id).values(
             status="queued", queued_at=now, next_attempt_at=now, attempts=0, lease_owner=None, lease_until=None))
         conn.execute(insert(t.delivery_attempts).values(
-            outbox_id=r.id, attempted_at=now, worker="cli", outcome="requeued", detail="couponsvc mail retry"))
+            outbox_id=r.id, attempted_at=now, worker=by, outcome="requeued",
+            detail="couponsvc mail retry" if by == "cli" else f"retry by {by}"))
         requeued += 1
     skipped += conn.scalar(
         select(func.count()).select_from(t.outbox).join(t.coupons, c.id == o.coupon_id)
-        .where(o.status == "failed", c.state != "available")
+        .where(o.status == "failed", c.state != "available", *([o.id == only] if only is not None else []))
     ) or 0
     return requeued, skipped
 
