@@ -33,13 +33,14 @@ def stacked_bar(inv: Inventory, width: int = 220, height: int = 14) -> Markup:
 def daily_chart(activity: DailyActivity, width: int = 760, height: int = 200) -> Markup:
     left, bottom, top = 40, 22, 10
     plot_w, plot_h = width - left - 8, height - bottom - top
-    peak = max([1, *activity.dispatched, *activity.redeemed])
+    top_value = max([1, *activity.dispatched, *activity.redeemed])
+    peak = top_value if top_value < 4 else -(-top_value // 4) * 4  # a multiple of 4: whole-number ticks
     n = len(activity.days) or 1
     slot = plot_w / n
     bar = max(1.0, slot * 0.38)
     out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
            f'aria-label="Coupons dispatched and redeemed per day, last {n} days">']
-    for frac in (0, 0.5, 1):
+    for frac in ((0, 0.25, 0.5, 0.75, 1) if peak >= 4 else (0, 1)):
         y = top + plot_h * (1 - frac)
         out.append(f'<line x1="{left}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#dde1e6"/>'
                    f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#5f6b7a">'

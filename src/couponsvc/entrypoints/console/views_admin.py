@@ -44,9 +44,7 @@ def _login_page(request: Request, status: int = 200, error: str | None = None, u
 
 
 async def login_form(request: Request) -> Response:
-    c = container(request)
-    if await call(operators.session, c.uow, c.clock, request.cookies.get(SESSION_COOKIE)) is not None:
-        return secure_headers(RedirectResponse(_next(request.query_params.get("next")), status_code=303))
+    """The sign-in form, also to a signed-in browser (signing in again replaces its session)."""
     return _login_page(request)
 
 
