@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
@@ -76,43 +76,55 @@ def coupon_class(conn: Connection, customer_id: int, name_key: str) -> ClassRow 
 def state_counts(conn: Connection, class_ids: Sequence[int], now: datetime) -> dict[int, dict[str, int]]:
     """Per class: coupons by state, and ``expired_codes``: available ones past their own expiry.
 
-    Both are ranges of ``ix_coupons_class_state_expiry`` (an index-only count)."""
-    out: dict[int, dict[str, int]] = {cid: {"available": 0, "dispatched": 0, "redeemed": 0, "expired_codes": 0}
-                                      for cid in class_ids}
-    if not class_ids:
-        return out
-    ids = list(class_ids)
-    for cid, state, n in conn.execute(select(c.class_id, c.state, func.count()).where(c.class_id.in_(ids))
-                                      .group_by(c.class_id, c.state)):
-        out[cid][state] = int(n)
-    expired = (select(c.class_id, func.count())
-               .where(c.class_id.in_(ids), c.state == "available", c.expires_at.is_not(None), c.expires_at <= now)
-               .group_by(c.class_id))
-    for cid, n in conn.execute(expired):
-        out[cid]["expired_codes"] = int(n)
+    Each number is one index range, counted without touching the table: the class's size on the narrow
+    ``ix_coupons_class_id``, the dispatched and redeemed ones on ``ix_coupons_class_state_expiry``, and
+    available = size - the others.  (One GROUP BY over the wide index was three times slower at 1M codes.)"""
+    out: dict[int, dict[str, int]] = {}
+    for cid in class_ids:
+        total = int(conn.scalar(select(func.count()).select_from(t.coupons).where(c.class_id == cid)) or 0)
+        n = {state: int(conn.scalar(select(func.count()).select_from(t.coupons)
+                                    .where(c.class_id == cid, c.state == state)) or 0)
+             for state in ("dispatched", "redeemed")}
+        expired = int(conn.scalar(
+            select(func.count()).select_from(t.coupons)
+            .where(c.class_id == cid, c.state == "available", c.expires_at.is_not(None), c.expires_at <= now)) or 0)
+        out[cid] = {"available": total - n["dispatched"] - n["redeemed"], **n, "expired_codes": expired}
     return out
 
 
-def _day(conn: Connection, column: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        return func.to_char(column, "YYYY-MM-DD")
-    return func.substr(column, 1, 10)  # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff'
+def dispatched_per_day(conn: Connection, days: Sequence[datetime], class_id: int | None = None) -> list[int]:
+    """Coupons allocated in each day starting at ``days[i]`` (24 h each): one covering-index range per day
+    (cheaper than a GROUP BY on a computed day, which sorts every row of the month)."""
+    out = []
+    for start in days:
+        q = select(func.coalesce(func.sum(d.allocated), 0)).where(
+            d.created_at >= start, d.created_at < start + timedelta(days=1))
+        if class_id is not None:  # `+ 0`: filter on the covering (created_at, class_id, allocated) entries
+            q = q.where(d.class_id + 0 == class_id)
+        out.append(int(conn.scalar(q) or 0))
+    return out
 
 
-def dispatched_per_day(conn: Connection, since: datetime, class_id: int | None = None) -> dict[str, int]:
-    day = _day(conn, d.created_at)
-    q = select(day, func.sum(d.allocated)).where(d.created_at >= since).group_by(day)
-    if class_id is not None:
-        q = q.where(d.class_id == class_id)
-    return {str(x): int(n or 0) for x, n in conn.execute(q)}
+def redeemed_per_day(conn: Connection, days: Sequence[datetime], class_id: int | None = None) -> list[int]:
+    out = []
+    for start in days:
+        q = select(func.count()).select_from(t.coupons).where(
+            c.redemption_date >= start, c.redemption_date < start + timedelta(days=1))
+        if class_id is not None:  # `+ 0`: walk (redemption_date, class_id), not the class's whole pool
+            q = q.where(c.class_id + 0 == class_id)
+        out.append(int(conn.scalar(q) or 0))
+    return out
 
 
-def redeemed_per_day(conn: Connection, since: datetime, class_id: int | None = None) -> dict[str, int]:
-    day = _day(conn, c.redemption_date)
-    q = select(day, func.count()).where(c.redemption_date >= since).group_by(day)
-    if class_id is not None:
-        q = q.where(c.class_id == class_id)
-    return {str(x): int(n) for x, n in conn.execute(q)}
+def outbox_counts(conn: Connection) -> dict[str, int]:
+    """Messages per status: one equality range of ``ix_outbox_status_id`` each."""
+    return {s: int(conn.scalar(select(func.count()).select_from(t.outbox).where(o.status == s)) or 0)
+            for s in ("queued", "sending", "sent", "failed")}
+
+
+def oldest_queued(conn: Connection) -> datetime | None:
+    oldest: datetime | None = conn.scalar(select(func.min(o.queued_at)).where(o.status.in_(["queued", "sending"])))
+    return oldest
 
 
 # --- codes of a class ------------------------------------------------------------------------------

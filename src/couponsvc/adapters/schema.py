@@ -101,7 +101,7 @@ Index("ix_coupons_email_key", coupons.c.send_to_email_key)  # SearchCoupons by S
 Index("ix_coupons_redeemed_account", coupons.c.redeemed_account_id)  # GetCouponInfo
 # console: inventory counts (expired = available past the code's own expiry) and redemptions per day
 Index("ix_coupons_class_state_expiry", coupons.c.class_id, coupons.c.state, coupons.c.expires_at)
-Index("ix_coupons_redemption_date", coupons.c.redemption_date)
+Index("ix_coupons_redemption_date", coupons.c.redemption_date, coupons.c.class_id)  # covering: per day
 
 dispatches = Table(
     "dispatches",
@@ -117,7 +117,7 @@ dispatches = Table(
     Column("outcomes", Text),  # the call's PartialErrors as JSON (3005s added by delivery); NULL: none
 )
 Index("ix_dispatches_tracking_id", dispatches.c.tracking_id)
-Index("ix_dispatches_created_at", dispatches.c.created_at)
+Index("ix_dispatches_created_at", dispatches.c.created_at, dispatches.c.class_id, dispatches.c.allocated)  # covering
 
 outbox = Table(
     "outbox",

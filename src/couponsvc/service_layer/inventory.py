@@ -91,12 +91,11 @@ def class_inventory(uow: UnitOfWork, clock: Clock, customer_id: int, class_name:
 def daily_activity(uow: UnitOfWork, clock: Clock, days: int = 30, class_id: int | None = None) -> DailyActivity:
     """Coupons dispatched (allocated) and redeemed per UTC day, the last ``days`` days including today."""
     today = clock().replace(hour=0, minute=0, second=0, microsecond=0)
-    since = today - timedelta(days=days - 1)
+    starts = [today - timedelta(days=days - 1 - i) for i in range(days)]
     with uow.read() as store:
-        sent = q.dispatched_per_day(store.conn, since, class_id)
-        redeemed = q.redeemed_per_day(store.conn, since, class_id)
-    labels = [(since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days)]
-    return DailyActivity(labels, [sent.get(x, 0) for x in labels], [redeemed.get(x, 0) for x in labels])
+        sent = q.dispatched_per_day(store.conn, starts, class_id)
+        redeemed = q.redeemed_per_day(store.conn, starts, class_id)
+    return DailyActivity([d.strftime("%Y-%m-%d") for d in starts], sent, redeemed)
 
 
 def codes(uow: UnitOfWork, class_id: int, *, after_id: int = 0, search: str | None = None,

@@ -28,7 +28,11 @@ MAX_TEMPLATE = 100_000
 def status_counts(uow: UnitOfWork, clock: Clock) -> dict[str, Any]:
     """queued (including being sent), sending, sent, failed, and the age of the oldest queued message."""
     with uow.read() as store:
-        return outbox.status_counts(store.conn, clock())
+        counts = q.outbox_counts(store.conn)
+        oldest = q.oldest_queued(store.conn) if counts["queued"] or counts["sending"] else None
+    age = None if oldest is None else max(0.0, (clock() - oldest).total_seconds())
+    return {"queued": counts["queued"] + counts["sending"], "sending": counts["sending"], "sent": counts["sent"],
+            "failed": counts["failed"], "oldest_queued_seconds": age}
 
 
 def messages(uow: UnitOfWork, *, status: str | None = None, to: str | None = None, before_id: int | None = None,

@@ -27,9 +27,9 @@ def upgrade() -> None:
     with op.batch_alter_table("developer_tokens") as batch:
         batch.add_column(sa.Column("prefix", sa.String(length=16), nullable=True))
     op.create_index("ix_coupons_class_state_expiry", "coupons", ["class_id", "state", "expires_at"])
-    op.create_index("ix_coupons_redemption_date", "coupons", ["redemption_date"])
+    op.create_index("ix_coupons_redemption_date", "coupons", ["redemption_date", "class_id"])
     op.create_index("ix_dispatches_tracking_id", "dispatches", ["tracking_id"])
-    op.create_index("ix_dispatches_created_at", "dispatches", ["created_at"])
+    op.create_index("ix_dispatches_created_at", "dispatches", ["created_at", "class_id", "allocated"])
     op.create_index("ix_outbox_status_id", "outbox", ["status", "id"])
     op.create_index("ix_outbox_dispatch_id", "outbox", ["dispatch_id"])
     op.create_index("ix_outbox_recipient", "outbox", ["recipient"])
