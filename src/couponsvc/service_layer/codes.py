@@ -73,8 +73,9 @@ def import_codes(uow: UnitOfWork, clock: Clock, actor: Actor, customer_id: int, 
             code = report.conflicts[0]
             raise CsvError(f"{shown}:{parsed.lines[code]}: code {code!r} already belongs to another coupon class;"
                            " nothing was imported")
-        audit.record(store, clock(), actor, "codes.import", f"class {customer_id}/{class_name}",
-                     f"{report.inserted} codes from {shown} ({report.already_in_class} already there)")
+        if report.inserted:  # a re-import that adds nothing changes nothing, the audit log included
+            audit.record(store, clock(), actor, "codes.import", f"class {customer_id}/{class_name}",
+                         f"{report.inserted} codes from {shown} ({report.already_in_class} already there)")
     return ImportReport(report.inserted, report.already_in_class, time.perf_counter() - started)
 
 

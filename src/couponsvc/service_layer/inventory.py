@@ -33,6 +33,7 @@ class Inventory:
     dispatched: int
     redeemed: int
     expired: int  # unused and past the code's own expiry or the class's dates
+    class_expired: bool = False  # past the class's EndDate or ExpirationDate: nothing can be dispatched
 
     @property
     def pool(self) -> int:
@@ -46,7 +47,7 @@ class Inventory:
 
     @property
     def low_stock(self) -> bool:
-        return self.pool > 0 and self.available < self.threshold
+        return self.pool > 0 and not self.class_expired and self.available < self.threshold
 
     def as_dict(self) -> dict[str, object]:
         return {"customer_id": self.cls.customer_id, "name": self.cls.name, "available": self.available,
@@ -67,7 +68,7 @@ def _inventories(conn: Connection, rows: Sequence[ClassRow], now: datetime) -> l
         n = counts[r.id]
         available = n["available"]
         expired = available if r.expired(now) else n["expired_codes"]
-        out.append(Inventory(r, available - expired, n["dispatched"], n["redeemed"], expired))
+        out.append(Inventory(r, available - expired, n["dispatched"], n["redeemed"], expired, r.expired(now)))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import click
 
@@ -10,8 +11,8 @@ from couponsvc.domain.errors import OperatorInputError
 from couponsvc.entrypoints.cli.common import container, guard
 
 
-def _iso(value: object) -> str:
-    return "-" if value is None else value.isoformat(timespec="seconds") + "Z"  # type: ignore[attr-defined]
+def _iso(value: datetime | None) -> str:
+    return "-" if value is None else value.isoformat(timespec="seconds") + "Z"
 
 
 @click.group()
