@@ -272,3 +272,28 @@ def test_no_probe_runs_script_in_a_real_browser(server: ServerProcess) -> None:
         page.goto(server.url + "/console/")
         assert page.get_by_role("link", name=XSS_CLASS).count() == 1  # shown as text, not run
     assert dialogs == []
+
+
+def test_sign_in_only_returns_to_console_pages(server: ServerProcess) -> None:
+    for target, expected in [("/console/mail", "/console/mail"), ("//evil.example/console/", "/console/"),
+                             ("https://evil.example/", "/console/"), ("/console/\\evil", "/console/")]:
+        with ConsoleClient(server) as c:
+            token = form_token(c.get("/console/login").text)
+            r = c.post("/console/login", data={"csrf_token": token, "username": OPERATOR, "password": PASSWORD,
+                                               "next": target})
+            assert r.status_code == 303 and r.headers["location"] == expected, target
+
+
+def test_low_stock_warning_follows_the_threshold(server: ServerProcess, client: ConsoleClient) -> None:
+    name, seed = new_class_seed(10, prefix="LOW")
+    server.load(seed, "low")
+    page = class_path(name)
+    assert "Low stock" not in client.get(page).text  # 10 available, default threshold 1 (10 %)
+    token = client.csrf(page)
+    assert client.post(page + "/threshold", data={"csrf_token": token, "threshold": "11"}).status_code == 303
+    assert "Low stock" in client.get(page).text
+    row = re.search(rf'<tr data-class="{name}">.*?</tr>', client.get("/console/").text, re.S)
+    assert row and "Low stock" in row.group(0)
+    assert client.post(page + "/threshold", data={"csrf_token": token, "threshold": ""}).status_code == 303
+    assert "Low stock" not in client.get(page).text
+    assert client.post(page + "/threshold", data={"csrf_token": token, "threshold": "-3"}).status_code == 400
