@@ -72,7 +72,8 @@ async def login(request: Request) -> Response:
     old = request.cookies.get(SESSION_COOKIE)
     if old:  # whatever session cookie the browser had is dropped: the new id is fresh (no fixation)
         await call(operators.sign_out_quietly, c.uow, old)
-    target = _next(form.get("next") if isinstance(form.get("next"), str) else None)  # type: ignore[arg-type]
+    requested = form.get("next")
+    target = _next(requested if isinstance(requested, str) else None)
     response = RedirectResponse(target, status_code=303)
     lifetime = int(POLICY.session_lifetime.total_seconds())
     set_cookie(response, request, SESSION_COOKIE, new.cookie, lifetime)
