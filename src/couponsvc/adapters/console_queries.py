@@ -77,18 +77,19 @@ def state_counts(conn: Connection, class_ids: Sequence[int], now: datetime) -> d
     """Per class: coupons by state, and ``expired_codes``: available ones past their own expiry.
 
     Each number is one index range, counted without touching the table: the class's size on the narrow
-    ``ix_coupons_class_id``, the dispatched and redeemed ones on ``ix_coupons_class_state_expiry``, and
-    available = size - the others.  (One GROUP BY over the wide index was three times slower at 1M codes.)"""
+    ``ix_coupons_class_id``, the dispatched, distributed (feature-adoption) and redeemed ones on
+    ``ix_coupons_class_state_expiry``, and available = size - the others.  (One GROUP BY over the wide
+    index was three times slower at 1M codes.)"""
     out: dict[int, dict[str, int]] = {}
     for cid in class_ids:
         total = int(conn.scalar(select(func.count()).select_from(t.coupons).where(c.class_id == cid)) or 0)
         n = {state: int(conn.scalar(select(func.count()).select_from(t.coupons)
                                     .where(c.class_id == cid, c.state == state)) or 0)
-             for state in ("dispatched", "redeemed")}
+             for state in ("dispatched", "distributed", "redeemed")}
         expired = int(conn.scalar(
             select(func.count()).select_from(t.coupons)
             .where(c.class_id == cid, c.state == "available", c.expires_at.is_not(None), c.expires_at <= now)) or 0)
-        out[cid] = {"available": total - n["dispatched"] - n["redeemed"], **n, "expired_codes": expired}
+        out[cid] = {"available": total - sum(n.values()), **n, "expired_codes": expired}
     return out
 
 

@@ -37,6 +37,8 @@ class ClaimedMessage:
     active_duration: int | None
     redeem_by: datetime | None
     template: str | None
+    kind: str = "dispatch"  # or "distribution": a DistributeCoupons notification ("added to your account")
+    account_number: str | None = None  # distribution: the account that holds the coupon
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,11 @@ def _details(conn: Connection, ids: Sequence[int]) -> list[ClaimedMessage]:
     rows = conn.execute(
         select(o.id, o.coupon_id, o.dispatch_id, o.recipient, o.message_id, o.attempts, o.queued_at, o.created_at,
                c.code, c.expires_at, k.name, k.amount, k.currency_code, k.percent_off, k.spend_threshold,
-               k.active_duration, k.end_date, k.expiration_date, k.template)
+               k.active_duration, k.end_date, k.expiration_date, k.template, t.dispatches.c.kind,
+               t.accounts.c.number.label("account_number"))
         .join(t.coupons, c.id == o.coupon_id).join(t.coupon_classes, k.id == c.class_id)
+        .join(t.dispatches, t.dispatches.c.id == o.dispatch_id)
+        .outerjoin(t.accounts, t.accounts.c.id == c.distributed_account_id)
         .where(o.id.in_(bindparam("ids", expanding=True))).order_by(o.id),
         {"ids": list(ids)},
     )
@@ -68,7 +73,7 @@ def _details(conn: Connection, ids: Sequence[int]) -> list[ClaimedMessage]:
         out.append(ClaimedMessage(
             r.id, r.coupon_id, r.dispatch_id, r.recipient, r.message_id, r.attempts, r.queued_at, r.created_at,
             r.code, r.name, r.amount, r.currency_code, r.percent_off, r.spend_threshold, r.active_duration,
-            min(limits) if limits else None, r.template,
+            min(limits) if limits else None, r.template, r.kind, r.account_number,
         ))
     return out
 
@@ -207,14 +212,16 @@ def status_counts(conn: Connection, now: datetime) -> dict[str, Any]:
 def requeue_failed(conn: Connection, now: datetime, only: int | None = None,
                    by: str = "cli") -> tuple[int, int]:
     """Queue failed messages again whose coupon is still free; re-dispatch that coupon to the same address.
+    A failed DistributeCoupons notification is queued again as it is (its coupon is the account's).
 
     Returns (requeued, skipped): a message is skipped when its coupon went to someone else meanwhile, or
     its address has received another coupon of the class since.
     """
+    only_this = [o.id == only] if only is not None else []  # the console retries one message
     rows = conn.execute(
         select(o.id, o.coupon_id, o.dispatch_id, o.recipient, c.class_id)
         .join(t.coupons, c.id == o.coupon_id)
-        .where(o.status == "failed", c.state == "available", *([o.id == only] if only is not None else []))
+        .where(o.status == "failed", c.state == "available", *only_this)
     ).all()
     requeued = skipped = 0
     for r in rows:
@@ -234,9 +241,23 @@ def requeue_failed(conn: Connection, now: datetime, only: int | None = None,
             outbox_id=r.id, attempted_at=now, worker=by, outcome="requeued",
             detail="couponsvc mail retry" if by == "cli" else f"retry by {by}"))
         requeued += 1
+    # DistributeCoupons notifications: the coupon stays the account's whatever became of the mail, so a failed
+    # notification is simply queued again (it never took a coupon back to the pool).
+    d = t.dispatches.c
+    notes = list(conn.scalars(select(o.id).join(t.dispatches, d.id == o.dispatch_id)
+                              .where(o.status == "failed", d.kind == "distribution", *only_this)))
+    if notes:
+        conn.execute(update(t.outbox).where(o.id.in_(bindparam("ids", expanding=True))).values(
+            status="queued", queued_at=now, next_attempt_at=now, attempts=0, lease_owner=None, lease_until=None),
+            {"ids": notes})
+        conn.execute(insert(t.delivery_attempts), [
+            {"outbox_id": i, "attempted_at": now, "worker": by, "outcome": "requeued",
+             "detail": "couponsvc mail retry" if by == "cli" else f"retry by {by}"} for i in notes])
+        requeued += len(notes)
     skipped += conn.scalar(
         select(func.count()).select_from(t.outbox).join(t.coupons, c.id == o.coupon_id)
-        .where(o.status == "failed", c.state != "available", *([o.id == only] if only is not None else []))
+        .join(t.dispatches, d.id == o.dispatch_id)
+        .where(o.status == "failed", c.state != "available", d.kind != "distribution", *only_this)
     ) or 0
     return requeued, skipped
 

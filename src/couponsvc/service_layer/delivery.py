@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from couponsvc.adapters import outbox
-from couponsvc.adapters.mail.message import CouponFacts, build_message, render
+from couponsvc.adapters.mail.message import DISTRIBUTION_TEMPLATE, CouponFacts, build_message, render
 from couponsvc.adapters.mail.transports import MailTransport, Outgoing
 from couponsvc.adapters.outbox import ClaimedMessage, Settled
 from couponsvc.domain.delivery import DeliveryResult, RetryPolicy
+from couponsvc.service_layer import metrics
 from couponsvc.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,11 @@ def build_outgoing(claimed: Sequence[ClaimedMessage], sender: str, now: datetime
     out = []
     for m in claimed:
         facts = CouponFacts(m.code, m.class_name, m.amount, m.currency_code, m.percent_off, m.spend_threshold,
-                            m.active_duration, m.redeem_by)
-        parts = render(m.template, facts)
+                            m.active_duration, m.redeem_by, m.account_number)
+        if m.kind == "distribution":  # DistributeCoupons: "a coupon was added to your account"
+            parts = render(None, facts, base=DISTRIBUTION_TEMPLATE)
+        else:
+            parts = render(m.template, facts)
         msg = build_message(message_id=m.message_id, sender=sender, recipient=m.recipient, parts=parts,
                             date=m.created_at)
         out.append(Outgoing(m.outbox_id, m.recipient, msg, msg.as_bytes()))
@@ -94,6 +98,7 @@ class Deliverer:
         try:
             batch = await asyncio.to_thread(build_outgoing, claimed, self.config.sender, self.clock())
             results = await self.transport.send(batch, deadline)
+            metrics.count_replies(results)
         finally:
             renewer.cancel()
             try:

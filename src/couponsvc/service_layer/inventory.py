@@ -34,10 +34,11 @@ class Inventory:
     redeemed: int
     expired: int  # unused and past the code's own expiry or the class's dates
     class_expired: bool = False  # past the class's EndDate or ExpirationDate: nothing can be dispatched
+    distributed: int = 0  # feature-adoption coupons given to accounts by DistributeCoupons
 
     @property
     def pool(self) -> int:
-        return self.available + self.dispatched + self.redeemed + self.expired
+        return self.available + self.dispatched + self.redeemed + self.expired + self.distributed
 
     @property
     def threshold(self) -> int:
@@ -68,7 +69,8 @@ def _inventories(conn: Connection, rows: Sequence[ClassRow], now: datetime) -> l
         n = counts[r.id]
         available = n["available"]
         expired = available if r.expired(now) else n["expired_codes"]
-        out.append(Inventory(r, available - expired, n["dispatched"], n["redeemed"], expired, r.expired(now)))
+        out.append(Inventory(r, available - expired, n["dispatched"], n["redeemed"], expired, r.expired(now),
+                             n["distributed"]))
     return out
 
 
@@ -101,8 +103,8 @@ def daily_activity(uow: UnitOfWork, clock: Clock, days: int = 30, class_id: int 
 
 def codes(uow: UnitOfWork, class_id: int, *, after_id: int = 0, search: str | None = None,
           state: str | None = None, limit: int = CODES_PAGE) -> list[CodeRow]:
-    if state not in (None, "", "available", "dispatched", "redeemed"):
-        raise OperatorInputError(f"state {state!r}: use available, dispatched or redeemed")
+    if state not in (None, "", "available", "dispatched", "distributed", "redeemed"):
+        raise OperatorInputError(f"state {state!r}: use available, dispatched, distributed or redeemed")
     with uow.read() as store:
         return q.codes_page(store.conn, class_id, after_id=after_id, limit=limit, search=search or None,
                             state=state or None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -38,15 +39,18 @@ def serve(host: str, port: int, demo: bool) -> None:
 
     from couponsvc.entrypoints.asgi import create_app
     from couponsvc.entrypoints.cli.demo import DEMO_SEED, demo_banner
+    from couponsvc.logformat import redact
     from couponsvc.service_layer.seeding import load_seed_document
 
     container = build_container()
+    # with COUPONSVC_LOG_FORMAT=json every line of output is a JSON log line, the banner included
+    say = click.echo if container.settings.log_format == "text" else logging.getLogger("couponsvc.serve").info
     if demo:
         load_seed_document(container.uow, container.clock, DEMO_SEED, "demo data")
-        click.echo(demo_banner(f"http://{host}:{port}"))
-    click.echo(f"couponsvc listening on http://{host}:{port} (database {container.settings.database_url})")
+        say(demo_banner(f"http://{host}:{port}"))
+    say(f"couponsvc listening on http://{host}:{port} (database {redact(container.settings.database_url)})")
     uvicorn.run(create_app(container), host=host, port=port, log_level="warning", access_log=False,
-                lifespan="on", timeout_graceful_shutdown=10)
+                lifespan="on", timeout_graceful_shutdown=10, log_config=None)  # our log format, not uvicorn's
 
 
 @cli.command()
@@ -159,10 +163,12 @@ def errors() -> None:
 
 
 def _register_modules() -> None:
-    from couponsvc.entrypoints.cli import coupons, mail, operators, tokens
+    from couponsvc.entrypoints.cli import backup, coupons, family, mail, operators, tokens
 
     mail.register(cli)
     coupons.register(cli)
+    family.register(cli)
+    backup.register(cli)
     operators.register(cli)
     tokens.register(cli)
 

@@ -7,15 +7,16 @@ from markupsafe import Markup, escape
 
 from couponsvc.service_layer.inventory import DailyActivity, Inventory
 
-COLORS = {"available": "#2f9e5b", "dispatched": "#3b6fd8", "redeemed": "#8b4fd1", "expired": "#a3a9b3"}
+COLORS = {"available": "#2f9e5b", "dispatched": "#3b6fd8", "distributed": "#0f8b8d", "redeemed": "#8b4fd1",
+          "expired": "#a3a9b3"}
 EMPTY = "#e6e8ec"
 
 
 def stacked_bar(inv: Inventory, width: int = 220, height: int = 14) -> Markup:
-    parts = [("available", inv.available), ("dispatched", inv.dispatched), ("redeemed", inv.redeemed),
-             ("expired", inv.expired)]
+    parts = [("available", inv.available), ("dispatched", inv.dispatched), ("distributed", inv.distributed),
+             ("redeemed", inv.redeemed), ("expired", inv.expired)]
     total = sum(n for _, n in parts)
-    label = ", ".join(f"{n:,} {name}" for name, n in parts)
+    label = ", ".join(f"{n:,} {name}" for name, n in parts if n or name != "distributed")
     out = [f'<svg class="bar" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
            f'aria-label="{escape(label)}"><rect width="{width}" height="{height}" rx="3" fill="{EMPTY}"/>']
     x = 0.0

@@ -2,7 +2,7 @@
 low-stock thresholds, and the indexes the console's lists and counts walk
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0008
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
