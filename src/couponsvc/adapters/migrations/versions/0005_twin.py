@@ -1,7 +1,7 @@
 """twin control plane: the shared clock, injected faults and the call journal
 
 Revision ID: 0005
-Revises: 0008
+Revises: 0006
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0008"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
