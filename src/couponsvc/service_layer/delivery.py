@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from couponsvc.adapters import outbox
-from couponsvc.adapters.mail.message import CouponFacts, build_message, render
+from couponsvc.adapters.mail.message import CouponFacts
+from couponsvc.adapters.mail.prepared import coupon_email
 from couponsvc.adapters.mail.transports import MailTransport, Outgoing
 from couponsvc.adapters.outbox import ClaimedMessage, Settled
 from couponsvc.domain.delivery import DeliveryResult, RetryPolicy
@@ -49,10 +50,10 @@ def build_outgoing(claimed: Sequence[ClaimedMessage], sender: str, now: datetime
     for m in claimed:
         facts = CouponFacts(m.code, m.class_name, m.amount, m.currency_code, m.percent_off, m.spend_threshold,
                             m.active_duration, m.redeem_by)
-        parts = render(m.template, facts)
-        msg = build_message(message_id=m.message_id, sender=sender, recipient=m.recipient, parts=parts,
-                            date=m.created_at)
-        out.append(Outgoing(m.outbox_id, m.recipient, msg, msg.as_bytes()))
+        # the class's message is built once and each coupon's bytes assembled from it (adapters/mail/prepared.py)
+        msg, raw = coupon_email(template=m.template, facts=facts, message_id=m.message_id, sender=sender,
+                                recipient=m.recipient, date=m.created_at)
+        out.append(Outgoing(m.outbox_id, m.recipient, msg, raw))
     return out
 
 
