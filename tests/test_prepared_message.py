@@ -162,3 +162,19 @@ def test_only_plain_uses_of_the_code_qualify_for_the_fast_path() -> None:
     assert not code_is_plain_output("{% block subject %}{{ code|upper }}{% endblock %}")
     assert not code_is_plain_output("{% block text %}{% if code == 'VIP' %}vip{% endif %}{{ code }}{% endblock %}")
     assert not code_is_plain_output("{% block text %}{% set c = code %}{{ c }}{% endblock %}")
+
+
+def outcome(fn: Any) -> bytes | str:
+    try:
+        return bytes(fn())
+    except Exception as exc:  # noqa: BLE001 - the outcome compared is "raised this"
+        return type(exc).__name__
+
+
+@pytest.mark.parametrize("recipient", ["=?utf-8?q?x?=@example.com", "a=?utf-8?q?x?=b@example.com", "a=?b@ex.com",
+                                       "o'neil+{x}|y~z@ex.com", "u" * 64 + "@" + "d" * 60 + ".example"])
+def test_addresses_the_header_parser_reads_specially_behave_as_with_the_library(recipient: str) -> None:
+    f = CouponFacts("SAVE-1", "Spring sale", 10.0, "USD", None, None, None, None)
+    got = outcome(lambda: coupon_email(template=None, facts=f, message_id="<coupon-1.dispatch-1@shop.example>",
+                                       sender=SENDER, recipient=recipient, date=DATE)[1])
+    assert got == outcome(lambda: library(None, f, "<coupon-1.dispatch-1@shop.example>", recipient))

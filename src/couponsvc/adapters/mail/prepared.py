@@ -224,7 +224,7 @@ def _message_id_line(p: _Prepared, message_id: str) -> bytes:
 
 
 def _to_line(p: _Prepared, recipient: str) -> bytes:
-    if is_valid_address(recipient) and len(recipient) + len("To: ") <= _MAX_LINE:
+    if "=?" not in recipient and is_valid_address(recipient) and len(recipient) + len("To: ") <= _MAX_LINE:
         return recipient.encode().join(p.to)
     from email.headerregistry import Address
 
