@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -128,8 +129,8 @@ def insert_codes(
     called with the number of rows handled after each chunk.
 
     This is the bulk path of `codes import` (a million rows is routine), on the caller's connection and
-    transaction: DB-API ``executemany`` with tuples on SQLite, one ``INSERT ... SELECT FROM unnest(...)``
-    per chunk on PostgreSQL (which would otherwise pay a round trip per row).
+    transaction: one ``INSERT ... SELECT`` per chunk, from ``json_each`` on SQLite and ``unnest`` on
+    PostgreSQL (instead of a statement, or a round trip, per row).
     """
     report = InsertReport()
     if not rows:
@@ -173,20 +174,29 @@ def _chunk_inserter(
 
         return insert_pg
 
-    ph = _placeholder(conn)
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join([ph] * 6)}) ON CONFLICT (code) DO NOTHING"
+    if dialect.name != "sqlite":
+        raise NotImplementedError(f"bulk code insert does not support {dialect.name}")
+    # SQLite: one INSERT ... SELECT per chunk from a JSON array (json_each, in file order): about twice as fast
+    # as executemany, which pays a statement (and its journal) per row
+    head = f"INSERT INTO {table} ({columns}) SELECT ?, "
+    tail = ", 'available', ?, {}, ? FROM json_each(?) ORDER BY key ON CONFLICT (code) DO NOTHING"
+    codes_only = head + "value" + tail.format("NULL")
+    with_expiry = head + "json_extract(value, '$[0]')" + tail.format("json_extract(value, '$[1]')")
     # datetimes are stored as SQLAlchemy stores them (on SQLite: a fixed-width text form), so that the
     # service's comparisons and reads see exactly what a SQLAlchemy insert would have written
     to_db: Callable[[Any], Any] = t.coupons.c.expires_at.type.dialect_impl(dialect).bind_processor(dialect) \
         or (lambda v: v)
     created = to_db(now)
+    dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
-    def insert_many(chunk: Sequence[tuple[str, datetime | None]]) -> int:
-        params = [(class_id, code, "available", origin, None if exp is None else to_db(exp), created)
-                  for code, exp in chunk]
-        return conn.exec_driver_sql(sql, params).rowcount
+    def insert_json(chunk: Sequence[tuple[str, datetime | None]]) -> int:
+        if any(exp is not None for _, exp in chunk):
+            data = dumps([(code, None if exp is None else to_db(exp)) for code, exp in chunk])
+            return conn.exec_driver_sql(with_expiry, (class_id, origin, created, data)).rowcount
+        data = dumps([code for code, _ in chunk])
+        return conn.exec_driver_sql(codes_only, (class_id, origin, created, data)).rowcount
 
-    return insert_many
+    return insert_json
 
 
 def _codes_in_other_classes(conn: Connection, class_id: int, codes: Sequence[str]) -> list[str]:
