@@ -129,8 +129,8 @@ def insert_codes(
     called with the number of rows handled after each chunk.
 
     This is the bulk path of `codes import` (a million rows is routine), on the caller's connection and
-    transaction: one ``INSERT ... SELECT`` per chunk, from ``json_each`` on SQLite and ``unnest`` on
-    PostgreSQL (instead of a statement, or a round trip, per row).
+    transaction: one ``INSERT ... SELECT`` per chunk from ``json_each`` on SQLite (instead of a statement per
+    row); ``COPY`` on PostgreSQL, or ``INSERT ... SELECT FROM unnest(...)`` for a chunk holding codes that exist.
     """
     report = InsertReport()
     if not rows:
@@ -161,13 +161,27 @@ def _chunk_inserter(
     table = dialect.identifier_preparer.format_table(t.coupons)
     columns = "class_id, code, state, origin, expires_at, created_at"
     if dialect.name == "postgresql":
+        from psycopg.errors import UniqueViolation
+
         # WITH ORDINALITY ... ORDER BY keeps the file order, which is the id (dispatch) order
         pg_sql = (f"INSERT INTO {table} ({columns}) "
                   "SELECT %s, u.code, 'available', %s, u.expires_at, %s "
                   "FROM unnest(%s::text[], %s::timestamp[]) WITH ORDINALITY AS u(code, expires_at, n) "
                   "ORDER BY u.n ON CONFLICT (code) DO NOTHING")
 
+        copy_sql = f"COPY {table} ({columns}) FROM STDIN"
+
         def insert_pg(chunk: Sequence[tuple[str, datetime | None]]) -> int:
+            # COPY first (the common case: new codes): it is the fastest way in, but it cannot skip a code
+            # that exists; at the first such code the savepoint undoes the chunk and ON CONFLICT sorts it out
+            try:
+                with conn.begin_nested(), conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+                    with cur.copy(copy_sql) as copy:
+                        for code, exp in chunk:
+                            copy.write_row((class_id, code, "available", origin, exp, now))
+                return len(chunk)
+            except UniqueViolation:
+                pass
             codes = [code for code, _ in chunk]
             expiries = [exp for _, exp in chunk]
             return conn.exec_driver_sql(pg_sql, (class_id, origin, now, codes, expiries)).rowcount
