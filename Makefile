@@ -40,12 +40,14 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
+# every benchmark against its floor (about 15 minutes on 2 cores; SCALE_ARGS='--max 1000000' for a shorter curve)
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/dispatch_http.py
 	$(VENV)/bin/python bench/codes_import.py
 	$(VENV)/bin/python bench/delivery_smtp.py
 	$(VENV)/bin/python bench/search_coupons.py
 	$(VENV)/bin/python bench/scaleout.py
+	$(VENV)/bin/python bench/scale_curve.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SOAP_SDK) $(REST_SDK) couponsvc-data .pytest_cache .mypy_cache
