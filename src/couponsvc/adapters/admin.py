@@ -23,6 +23,9 @@ LOOKUP_CHUNK = 5_000
 #: SQLite page cache for a bulk insert, in KiB (the default 2 MiB makes random inserts into the
 #: unique code index spill to the WAL over and over)
 SQLITE_BULK_CACHE_KIB = 256 * 1024
+#: ... grown with the import (about 160 bytes of index pages per code), up to this: past the cache, every random
+#: insert into the code index rereads its pages, and a 10-million-code import would cost 3x per code
+SQLITE_BULK_CACHE_MAX_KIB = 2 * 1024 * 1024
 
 
 class CodeRow(NamedTuple):
@@ -103,13 +106,14 @@ def count_codes(conn: Connection, class_id: int, origin: str | None = None) -> i
 
 
 @contextmanager
-def _bulk_tuning(conn: Connection) -> Iterator[None]:
-    """SQLite: a large page cache for the duration of a bulk insert (set back afterwards)."""
+def _bulk_tuning(conn: Connection, rows: int) -> Iterator[None]:
+    """SQLite: a large page cache for the duration of a bulk insert of ``rows`` rows (set back afterwards)."""
     if conn.dialect.name != "sqlite":
         yield
         return
     before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_BULK_CACHE_KIB}")
+    kib = max(SQLITE_BULK_CACHE_KIB, min(SQLITE_BULK_CACHE_MAX_KIB, rows * 160 // 1024))
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{kib}")
     try:
         yield
     finally:
@@ -136,7 +140,7 @@ def insert_codes(
     if not rows:
         return report
     insert_chunk = _chunk_inserter(conn, class_id, origin, now)
-    with _bulk_tuning(conn):
+    with _bulk_tuning(conn, len(rows)):
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start:start + CHUNK]
             inserted = insert_chunk(chunk)
