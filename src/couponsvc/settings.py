@@ -6,11 +6,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from couponsvc.domain.emails import is_valid_address
 from couponsvc.domain.errors import ConfigurationError
+from couponsvc.domain.throttle import RateLimit, parse_rate_limit
 
 PREFIX = "COUPONSVC_"
 N = TypeVar("N", int, float)
@@ -39,6 +40,16 @@ class Settings:
     worker_batch: int = 200
     worker_poll: float = 0.5
     worker_in_process: bool = True
+    # operations (issue 13): throttling, metrics, logs
+    throttle_user: RateLimit | None = None
+    throttle_developer_token: RateLimit | None = None
+    throttle_code_guesses: RateLimit | None = RateLimit(100, 3600.0)
+    redis_url: str | None = None
+    redis_prefix: str = "couponsvc:"
+    metrics: bool = True
+    metrics_port: int | None = None
+    metrics_cache: float = 5.0
+    log_format: str = "text"
 
     @property
     def is_sqlite(self) -> bool:
@@ -76,6 +87,52 @@ def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigurationError(f"{PREFIX}{key}={raw!r}: use true or false")
+
+
+def _rate(env: Mapping[str, str], key: str, default: RateLimit | None) -> RateLimit | None:
+    raw = (env.get(PREFIX + key) or "").strip()
+    if not raw:
+        return default
+    if raw.lower() in ("off", "none", "0"):
+        return None
+    try:
+        return parse_rate_limit(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{PREFIX}{key}={raw!r}: {exc}; or off") from None
+
+
+class _OpsSettings(TypedDict):
+    throttle_user: RateLimit | None
+    throttle_developer_token: RateLimit | None
+    throttle_code_guesses: RateLimit | None
+    redis_url: str | None
+    redis_prefix: str
+    metrics: bool
+    metrics_port: int | None
+    metrics_cache: float
+    log_format: str
+
+
+def _ops_settings(env: Mapping[str, str]) -> _OpsSettings:
+    """Throttling, Redis, metrics and log settings (issue 13)."""
+    redis_url = (env.get(PREFIX + "REDIS_URL") or "").strip() or None
+    if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(f"{PREFIX}REDIS_URL={_redact(redis_url)!r}: use redis://HOST:PORT/DB")
+    log_format = (env.get(PREFIX + "LOG_FORMAT") or "text").strip().lower()
+    if log_format not in ("text", "json"):
+        raise ConfigurationError(f"{PREFIX}LOG_FORMAT={log_format!r}: use text or json")
+    metrics_port = _int(env, "METRICS_PORT", 0, 0, 65535)
+    return {
+        "throttle_user": _rate(env, "THROTTLE_USER", None),
+        "throttle_developer_token": _rate(env, "THROTTLE_DEVELOPER_TOKEN", None),
+        "throttle_code_guesses": _rate(env, "THROTTLE_CODE_GUESSES", RateLimit(100, 3600.0)),
+        "redis_url": redis_url,
+        "redis_prefix": (env.get(PREFIX + "REDIS_PREFIX") or "couponsvc:").strip(),
+        "metrics": _bool(env, "METRICS", True),
+        "metrics_port": metrics_port or None,
+        "metrics_cache": _float(env, "METRICS_CACHE", 5.0, 0.0, 300.0),
+        "log_format": log_format,
+    }
 
 
 def check_database_url(url: str, key: str = PREFIX + "DATABASE_URL") -> str:
@@ -166,4 +223,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_batch=_int(env, "WORKER_BATCH", 200, 1, 10000),
         worker_poll=_float(env, "WORKER_POLL", 0.5, 0.01, 60.0),
         worker_in_process=_bool(env, "WORKER", True),
+        **_ops_settings(env),
     )

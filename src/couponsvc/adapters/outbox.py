@@ -37,6 +37,8 @@ class ClaimedMessage:
     active_duration: int | None
     redeem_by: datetime | None
     template: str | None
+    kind: str = "dispatch"  # or "distribution": a DistributeCoupons notification ("added to your account")
+    account_number: str | None = None  # distribution: the account that holds the coupon
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,11 @@ def _details(conn: Connection, ids: Sequence[int]) -> list[ClaimedMessage]:
     rows = conn.execute(
         select(o.id, o.coupon_id, o.dispatch_id, o.recipient, o.message_id, o.attempts, o.queued_at, o.created_at,
                c.code, c.expires_at, k.name, k.amount, k.currency_code, k.percent_off, k.spend_threshold,
-               k.active_duration, k.end_date, k.expiration_date, k.template)
+               k.active_duration, k.end_date, k.expiration_date, k.template, t.dispatches.c.kind,
+               t.accounts.c.number.label("account_number"))
         .join(t.coupons, c.id == o.coupon_id).join(t.coupon_classes, k.id == c.class_id)
+        .join(t.dispatches, t.dispatches.c.id == o.dispatch_id)
+        .outerjoin(t.accounts, t.accounts.c.id == c.distributed_account_id)
         .where(o.id.in_(bindparam("ids", expanding=True))).order_by(o.id),
         {"ids": list(ids)},
     )
@@ -68,7 +73,7 @@ def _details(conn: Connection, ids: Sequence[int]) -> list[ClaimedMessage]:
         out.append(ClaimedMessage(
             r.id, r.coupon_id, r.dispatch_id, r.recipient, r.message_id, r.attempts, r.queued_at, r.created_at,
             r.code, r.name, r.amount, r.currency_code, r.percent_off, r.spend_threshold, r.active_duration,
-            min(limits) if limits else None, r.template,
+            min(limits) if limits else None, r.template, r.kind, r.account_number,
         ))
     return out
 
@@ -206,6 +211,7 @@ def status_counts(conn: Connection, now: datetime) -> dict[str, Any]:
 
 def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
     """Queue failed messages again whose coupon is still free; re-dispatch that coupon to the same address.
+    A failed DistributeCoupons notification is queued again as it is (its coupon is the account's).
 
     Returns (requeued, skipped): a message is skipped when its coupon went to someone else meanwhile, or
     its address has received another coupon of the class since.
@@ -232,9 +238,23 @@ def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
         conn.execute(insert(t.delivery_attempts).values(
             outbox_id=r.id, attempted_at=now, worker="cli", outcome="requeued", detail="couponsvc mail retry"))
         requeued += 1
+    # DistributeCoupons notifications: the coupon stays the account's whatever became of the mail, so a failed
+    # notification is simply queued again (it never took a coupon back to the pool).
+    d = t.dispatches.c
+    notes = list(conn.scalars(select(o.id).join(t.dispatches, d.id == o.dispatch_id)
+                              .where(o.status == "failed", d.kind == "distribution")))
+    if notes:
+        conn.execute(update(t.outbox).where(o.id.in_(bindparam("ids", expanding=True))).values(
+            status="queued", queued_at=now, next_attempt_at=now, attempts=0, lease_owner=None, lease_until=None),
+            {"ids": notes})
+        conn.execute(insert(t.delivery_attempts), [
+            {"outbox_id": i, "attempted_at": now, "worker": "cli", "outcome": "requeued",
+             "detail": "couponsvc mail retry"} for i in notes])
+        requeued += len(notes)
     skipped += conn.scalar(
         select(func.count()).select_from(t.outbox).join(t.coupons, c.id == o.coupon_id)
-        .where(o.status == "failed", c.state != "available")
+        .join(t.dispatches, d.id == o.dispatch_id)
+        .where(o.status == "failed", c.state != "available", d.kind != "distribution")
     ) or 0
     return requeued, skipped
 

@@ -23,6 +23,9 @@ from couponsvc.entrypoints.rest.handler import fault_response, rest_endpoint
 from couponsvc.entrypoints.soap.handler import soap_endpoint
 from couponsvc.entrypoints.soap.wsdl import wsdl_endpoint
 from couponsvc.service_layer.delivery import worker_name
+from couponsvc.service_layer.health import outbox_backlog
+from couponsvc.service_layer.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from couponsvc.service_layer.metrics import Scrape
 
 SOAP_PATH = "/Api/Billing/v13/CustomerBillingService.svc"
 REST_METHODS = ["POST", "PUT"]
@@ -31,16 +34,22 @@ REST_METHODS = ["POST", "PUT"]
 async def health(request: Request) -> Response:
     container: Container = request.app.state.container
 
-    def probe() -> str | None:
+    def probe() -> tuple[str | None, dict[str, Any]]:
         with container.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return current_revision(container.engine)
+        return current_revision(container.engine), outbox_backlog(container.uow, container.clock)
 
     try:
-        revision = await run_in_threadpool(probe)
+        revision, backlog = await run_in_threadpool(probe)
     except Exception as exc:  # the database is down: not ready
         return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok", "schema": revision})
+    return JSONResponse({"status": "ok", "database": "ok", "schema": revision, "outbox": backlog})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text format: this process's counters, then the database gauges (COUPONSVC_METRICS=false: 404)."""
+    scrape: Scrape = request.app.state.scrape
+    return Response(await run_in_threadpool(scrape.render), media_type=METRICS_CONTENT_TYPE)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -73,7 +82,10 @@ def create_app(container: Container) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/CustomerBilling/v13/{path:path}", rest_endpoint, methods=REST_METHODS),
     ]
+    if container.settings.metrics:
+        routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     handlers: dict[Any, Any] = {HTTPException: _http_error}
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.container = container
+    app.state.scrape = Scrape(container.uow, container.clock, container.settings.metrics_cache)
     return app

@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from couponsvc.domain.errors import Err, ServiceFault
+from couponsvc.entrypoints.operations import OPERATIONS
+from couponsvc.service_layer.metrics import record_call
 
 access_log = logging.getLogger("couponsvc.access")
 log = logging.getLogger("couponsvc.api")
@@ -34,10 +36,15 @@ class CallLog:
     started: float = field(default_factory=time.perf_counter)
 
     def done(self, status: int, code: int | None = None) -> None:
+        seconds = time.perf_counter() - self.started
+        operation = self.operation if self.operation in OPERATIONS else "unknown"  # bounded metric labels
+        record_call(self.protocol, operation, status, code, seconds)
         access_log.info(
             "tracking_id=%s protocol=%s operation=%s status=%d error=%s ms=%.1f",
             self.tracking_id, self.protocol, self.operation, status,
-            "-" if code is None else code, (time.perf_counter() - self.started) * 1000,
+            "-" if code is None else code, seconds * 1000,
+            extra={"tracking_id": self.tracking_id, "protocol": self.protocol, "operation": self.operation,
+                   "status": status, "error_code": code, "duration": round(seconds * 1000, 1)},
         )
 
 

@@ -14,10 +14,14 @@ from typing import Any
 from couponsvc.bootstrap import Container
 from couponsvc.domain.errors import BatchError, Err, ServiceFault
 from couponsvc.entrypoints.rest import codecs as rest
+from couponsvc.entrypoints.rest import family_codecs as rest_family
 from couponsvc.entrypoints.soap import codecs as soap
+from couponsvc.entrypoints.soap import family_codecs as soap_family
 from couponsvc.service_layer.auth import Credentials, Principal
 from couponsvc.service_layer.coupons import get_coupon_info, redeem_coupon, search_coupons
 from couponsvc.service_layer.dispatch import DispatchOutcome, dispatch_coupons
+from couponsvc.service_layer.distribute import DistributeOutcome, distribute_coupons
+from couponsvc.service_layer.feature_adoption import check_eligibility, claim_coupons
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,26 @@ def _coupon_info(c: Container, principal: Principal, request: Any, tracking_id: 
     return get_coupon_info(c.uow, c.clock, principal, request)
 
 
+def _distribute(c: Container, principal: Principal, request: Any, tracking_id: str) -> Any:
+    return distribute_coupons(c.uow, c.clock, c.dispatch_config, principal, request, tracking_id)
+
+
+async def _notify_distributed(c: Container, outcome: DistributeOutcome, tracking_id: str) -> DistributeOutcome:
+    """Send the call's notifications within the delivery time; a refusal is no error of the call (the coupon
+    is the account's already), and whatever is not sent by then is left to the workers."""
+    if outcome.distribution_id is not None and outcome.notifications and c.dispatch_config.deliver_in_call:
+        await c.deliverer().deliver_dispatch(outcome.distribution_id, tracking_id, c.settings.delivery_timeout)
+    return outcome
+
+
+def _check_eligibility(c: Container, principal: Principal, request: Any, tracking_id: str) -> Any:
+    return check_eligibility(c.uow, c.clock, principal, request)
+
+
+def _claim(c: Container, principal: Principal, request: Any, tracking_id: str) -> Any:
+    return claim_coupons(c.uow, c.clock, principal, request)
+
+
 _IMPLEMENTED = [
     Operation(
         "DispatchCoupons", "/CustomerBilling/v13/Coupons/Dispatch", _dispatch,
@@ -86,14 +110,26 @@ _IMPLEMENTED = [
         soap.parse_get_coupon_info, soap.write_get_coupon_info, rest.parse_get_coupon_info,
         rest.render_get_coupon_info,
     ),
+    Operation(
+        "DistributeCoupons", "/CustomerBilling/v13/Coupons/Distribute", _distribute,
+        soap_family.parse_distribute_coupons, soap_family.write_distribute_coupons,
+        rest_family.parse_distribute_coupons, rest_family.render_distribute_coupons, _notify_distributed,
+    ),
+    Operation(
+        "CheckFeatureAdoptionCouponEligibility", "/CustomerBilling/v13/FeatureAdoptionCouponEligibility/Check",
+        _check_eligibility, soap_family.parse_check_eligibility, soap_family.write_check_eligibility,
+        rest_family.parse_check_eligibility, rest_family.render_check_eligibility,
+    ),
+    Operation(
+        "ClaimFeatureAdoptionCoupons", "/CustomerBilling/v13/FeatureAdoptionCoupons/Claim", _claim,
+        soap_family.parse_claim_coupons, soap_family.write_claim_coupons, rest_family.parse_claim_coupons,
+        rest_family.render_claim_coupons,
+    ),
 ]
 
 # The rest of the Customer Billing v13 surface: recognised, authenticated, then refused with 204.
 # (name, REST method, REST path): AddInsertionOrder and UpdateInsertionOrder share a path (POST / PUT).
 _NOT_SUPPORTED = [
-    ("DistributeCoupons", "POST", "/CustomerBilling/v13/Coupons/Distribute"),
-    ("CheckFeatureAdoptionCouponEligibility", "POST", "/CustomerBilling/v13/FeatureAdoptionCouponEligibility/Check"),
-    ("ClaimFeatureAdoptionCoupons", "POST", "/CustomerBilling/v13/FeatureAdoptionCoupons/Claim"),
     ("GetBillingDocumentsInfo", "POST", "/CustomerBilling/v13/BillingDocumentsInfo/Query"),
     ("GetBillingDocuments", "POST", "/CustomerBilling/v13/BillingDocuments/Query"),
     ("AddInsertionOrder", "POST", "/CustomerBilling/v13/InsertionOrder"),
@@ -135,11 +171,13 @@ def execute(
 ) -> Any:
     """Authenticate, then parse, then run: the order every call follows on both protocols."""
     principal = container.authenticate(creds)
+    container.throttle.admit(creds, principal, operation.name)  # 117 before anything is parsed or changed
     if not operation.name:
         raise ServiceFault(Err.NULL_REQUEST, "The SOAP Body holds no request element")
     if operation.run is None:
         raise ServiceFault(Err.OPERATION_NOT_SUPPORTED, operation.name)
-    return operation.run(container, principal, parse(), tracking_id)
+    with container.throttle.counting_guesses(principal, operation.name):  # 3006 answers feed the guess limit
+        return operation.run(container, principal, parse(), tracking_id)
 
 
 async def run_after(container: Container, operation: Operation, result: Any, tracking_id: str) -> Any:

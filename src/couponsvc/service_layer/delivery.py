@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from couponsvc.adapters import outbox
-from couponsvc.adapters.mail.message import CouponFacts
+from couponsvc.adapters.mail.message import DEFAULT_TEMPLATE, DISTRIBUTION_TEMPLATE, CouponFacts
 from couponsvc.adapters.mail.prepared import coupon_email
 from couponsvc.adapters.mail.transports import MailTransport, Outgoing
 from couponsvc.adapters.outbox import ClaimedMessage, Settled
 from couponsvc.domain.delivery import DeliveryResult, RetryPolicy
+from couponsvc.service_layer import metrics
 from couponsvc.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,14 @@ def build_outgoing(claimed: Sequence[ClaimedMessage], sender: str, now: datetime
     out = []
     for m in claimed:
         facts = CouponFacts(m.code, m.class_name, m.amount, m.currency_code, m.percent_off, m.spend_threshold,
-                            m.active_duration, m.redeem_by)
+                            m.active_duration, m.redeem_by, m.account_number)
+        if m.kind == "distribution":  # DistributeCoupons: "a coupon was added to your account"
+            template, base = None, DISTRIBUTION_TEMPLATE
+        else:
+            template, base = m.template, DEFAULT_TEMPLATE
         # the class's message is built once and each coupon's bytes assembled from it (adapters/mail/prepared.py)
-        msg, raw = coupon_email(template=m.template, facts=facts, message_id=m.message_id, sender=sender,
-                                recipient=m.recipient, date=m.created_at)
+        msg, raw = coupon_email(template=template, facts=facts, message_id=m.message_id, sender=sender,
+                                recipient=m.recipient, date=m.created_at, base=base)
         out.append(Outgoing(m.outbox_id, m.recipient, msg, raw))
     return out
 
@@ -95,6 +100,7 @@ class Deliverer:
         try:
             batch = await asyncio.to_thread(build_outgoing, claimed, self.config.sender, self.clock())
             results = await self.transport.send(batch, deadline)
+            metrics.count_replies(results)
         finally:
             renewer.cancel()
             try:

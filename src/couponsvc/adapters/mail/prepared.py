@@ -91,30 +91,31 @@ class _Prepared:
 
 
 def coupon_email(*, template: str | None, facts: m.CouponFacts, message_id: str, sender: str, recipient: str,
-                 date: datetime) -> tuple[EmailMessage, bytes]:
+                 date: datetime, base: str = m.DEFAULT_TEMPLATE) -> tuple[EmailMessage, bytes]:
     """The coupon email and its bytes: identical to ``build_message`` of ``render`` (the same bytes)."""
-    prepared = _prepare(template, replace(facts, code=""), sender, date)
+    prepared = _prepare(template, base, replace(facts, code=""), sender, date)
     if prepared is not None:
         raw = _assemble(prepared, facts.code, recipient, message_id)
         if raw is not None:
             return WireMessage(raw), raw
     msg = m.build_message(message_id=message_id, sender=sender, recipient=recipient,
-                          parts=m.render(template, facts), date=date)
+                          parts=m.render(template, facts, base), date=date)
     return msg, msg.as_bytes()
 
 
 # --- preparing a class ------------------------------------------------------------------------------------------
-def code_is_plain_output(source: str | None) -> bool:
-    """True when the template (and the default under it) uses ``code`` only as a plain ``{{ code }}``."""
+def code_is_plain_output(source: str | None, base: str = m.DEFAULT_TEMPLATE) -> bool:
+    """True when the template (and the built-in one under it) uses ``code`` only as a plain ``{{ code }}``."""
     if source is not None and not _plain_in(m._environment(False).parse(source)):
         return False
-    return _default_is_plain()
+    # a class template is rendered over the default template (render ignores ``base`` then)
+    return _built_in_is_plain(m.DEFAULT_TEMPLATE if source is not None else base)
 
 
-@lru_cache(maxsize=1)
-def _default_is_plain() -> bool:
+@lru_cache(maxsize=4)
+def _built_in_is_plain(name: str) -> bool:
     env = m._environment(False)
-    source, _, _ = env.loader.get_source(env, m.DEFAULT_TEMPLATE)  # type: ignore[union-attr]
+    source, _, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
     return _plain_in(env.parse(source))
 
 
@@ -126,19 +127,19 @@ def _plain_in(ast: nodes.Template) -> bool:
 
 
 @lru_cache(maxsize=512)
-def _prepare(template: str | None, facts: m.CouponFacts, sender: str, date: datetime) -> _Prepared | None:
+def _prepare(template: str | None, base: str, facts: m.CouponFacts, sender: str, date: datetime) -> _Prepared | None:
     """The class's message cut at its variable parts, or None when this class must use the library path."""
     try:
-        if not code_is_plain_output(template):
+        if not code_is_plain_output(template, base):
             return None
-        parts = m.render(template, replace(facts, code=_CODE))
+        parts = m.render(template, replace(facts, code=_CODE), base)
         msg = m.build_message(message_id=_MESSAGE_ID, sender=sender, recipient=_RECIPIENT, parts=parts, date=date)
         prepared = _cut(msg, parts["subject"])
         if prepared is None:
             return None
         code, recipient, message_id = _CHECK
         expected = m.build_message(message_id=message_id, sender=sender, recipient=recipient,
-                                   parts=m.render(template, replace(facts, code=code)), date=date).as_bytes()
+                                   parts=m.render(template, replace(facts, code=code), base), date=date).as_bytes()
         if _assemble(prepared, code, recipient, message_id) != expected:
             return None
         return prepared

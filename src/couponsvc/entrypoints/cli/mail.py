@@ -26,6 +26,10 @@ def worker(until_idle: bool) -> None:
 
     c = container()
     deliverer = c.deliverer(worker_name("worker"))
+    if c.settings.metrics_port and c.settings.metrics:  # this worker's counters for Prometheus
+        from couponsvc.service_layer.metrics import serve_process_metrics
+
+        serve_process_metrics(c.settings.metrics_port)
 
     async def run() -> None:
         stop = asyncio.Event()

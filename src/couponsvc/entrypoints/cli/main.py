@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -41,15 +42,18 @@ def serve(host: str, port: int, demo: bool) -> None:
     from couponsvc.adapters.seed import apply_seed, parse_seed
     from couponsvc.entrypoints.asgi import create_app
     from couponsvc.entrypoints.cli.demo import DEMO_SEED, demo_banner
+    from couponsvc.logformat import redact
 
     container = build_container()
+    # with COUPONSVC_LOG_FORMAT=json every line of output is a JSON log line, the banner included
+    say = click.echo if container.settings.log_format == "text" else logging.getLogger("couponsvc.serve").info
     if demo:
         with container.uow.write() as store:
             apply_seed(store.conn, parse_seed(DEMO_SEED, "demo data"), container.clock(), "demo data")
-        click.echo(demo_banner(f"http://{host}:{port}"))
-    click.echo(f"couponsvc listening on http://{host}:{port} (database {container.settings.database_url})")
+        say(demo_banner(f"http://{host}:{port}"))
+    say(f"couponsvc listening on http://{host}:{port} (database {redact(container.settings.database_url)})")
     uvicorn.run(create_app(container), host=host, port=port, log_level="warning", access_log=False,
-                lifespan="on", timeout_graceful_shutdown=10)
+                lifespan="on", timeout_graceful_shutdown=10, log_config=None)  # our log format, not uvicorn's
 
 
 @cli.command()
@@ -258,10 +262,12 @@ def errors() -> None:
 
 
 def _register_modules() -> None:
-    from couponsvc.entrypoints.cli import coupons, mail
+    from couponsvc.entrypoints.cli import backup, coupons, family, mail
 
     mail.register(cli)
     coupons.register(cli)
+    family.register(cli)
+    backup.register(cli)
 
 
 _register_modules()
