@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from couponsvc.adapters.mail.message import CouponFacts, build_message, check_template, render
+from couponsvc.adapters.mail.message import DISTRIBUTION_TEMPLATE, CouponFacts, build_message, check_template, render
 from couponsvc.adapters.mail.prepared import WireMessage, code_is_plain_output, coupon_email
 from couponsvc.domain.codes import generate_codes
 from couponsvc.domain.emails import is_valid_address
@@ -178,3 +178,16 @@ def test_addresses_the_header_parser_reads_specially_behave_as_with_the_library(
     got = outcome(lambda: coupon_email(template=None, facts=f, message_id="<coupon-1.dispatch-1@shop.example>",
                                        sender=SENDER, recipient=recipient, date=DATE)[1])
     assert got == outcome(lambda: library(None, f, "<coupon-1.dispatch-1@shop.example>", recipient))
+
+
+@settings(max_examples=100, deadline=None)
+@given(code=codes, recipient=addresses(), account=st.sampled_from([None, "F111AAAA", "X" * 70]))
+def test_distribution_emails_equal_what_the_email_library_builds(code: str, recipient: str,
+                                                                  account: str | None) -> None:
+    f = CouponFacts(code, "Spring sale", 10.0, "USD", None, 25.0, 30, None, account)
+    mid = "<coupon-3.dispatch-4@shop.example>"
+    msg, raw = coupon_email(template=None, facts=f, message_id=mid, sender=SENDER, recipient=recipient, date=DATE,
+                            base=DISTRIBUTION_TEMPLATE)
+    want = build_message(message_id=mid, sender=SENDER, recipient=recipient,
+                         parts=render(None, f, DISTRIBUTION_TEMPLATE), date=DATE).as_bytes()
+    assert_same_email(raw, want)
