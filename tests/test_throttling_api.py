@@ -207,6 +207,22 @@ def test_repeated_unknown_codes_are_throttled_per_user(throttled: ServerProcess)
     assert ok.status_code == 200, ok.text
 
 
+def test_unknown_codes_in_claims_count_as_guesses(throttled: ServerProcess) -> None:
+    """ClaimFeatureAdoptionCoupons answers 3006 per pair (PartialErrors): each one is a guess, as a whole-call
+    3006 of RedeemCoupon is, so a guesser cannot try 100 codes per call unthrottled."""
+    claim = "/CustomerBilling/v13/FeatureAdoptionCoupons/Claim"
+    guesser = token("u7")
+    pairs = [{"Key": str(ACCOUNT), "Value": f"NOPE-CLAIM-{i}"} for i in range(GUESSES)]
+    first = restkit.post(throttled.url, claim, {"AccountCouponPairs": pairs}, auth=guesser)
+    assert first.status_code == 200, first.text
+    assert [[e["Code"] for e in item] for item in first.json()["PartialErrors"]] == [[3006]] * GUESSES
+    again = restkit.post(throttled.url, claim, {"AccountCouponPairs": pairs[:1]}, auth=guesser)
+    assert again.status_code == 429 and restkit.fault_codes(again) == [117], again.text
+    redeem = restkit.post(throttled.url, REDEEM, {"AccountId": str(ACCOUNT), "CouponCode": "NOPE-X"}, auth=guesser)
+    assert redeem.status_code == 429
+    assert info(throttled.url, guesser).status_code == 200  # other operations are not affected
+
+
 # --- several servers -----------------------------------------------------------------------------------------
 def spread(servers: list[ServerProcess], tokens: list[str], n: int) -> list[httpx.Response]:
     return burst([lambda i=i: info(servers[i % len(servers)].url, tokens[i % len(tokens)]) for i in range(n)])

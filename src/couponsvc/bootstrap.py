@@ -12,13 +12,14 @@ from typing import IO
 from sqlalchemy import Engine
 
 from couponsvc.adapters.db import make_engine
-from couponsvc.adapters.mail.transports import MailTransport, transport_from_url
+from couponsvc.adapters.mail.transports import MailTransport, relay_name, transport_from_url
 from couponsvc.adapters.migrate import upgrade
 from couponsvc.domain.delivery import RetryPolicy
 from couponsvc.service_layer.auth import Credentials, Principal, authenticate
 from couponsvc.service_layer.backups import hold_in_use_lock
 from couponsvc.service_layer.delivery import Deliverer, DeliveryConfig
 from couponsvc.service_layer.dispatch import DispatchConfig
+from couponsvc.service_layer.relay import RelayMonitor, RelayStatus, relay_status
 from couponsvc.service_layer.throttling import Throttle
 from couponsvc.service_layer.unit_of_work import SqlUnitOfWork
 from couponsvc.settings import Settings, load_settings
@@ -63,7 +64,16 @@ class Container:
         )
 
     def deliverer(self, name: str | None = None) -> Deliverer:
-        return Deliverer(self.uow, self.transport, self.clock, self.delivery_config, name)
+        return Deliverer(self.uow, self.transport, self.clock, self.delivery_config, name, self.relay_monitor)
+
+    @functools.cached_property
+    def relay_monitor(self) -> RelayMonitor:
+        """This process's view of its mail relay, shared by every delivery it runs (see service_layer.relay)."""
+        return RelayMonitor(relay_name(self.settings.mail_url))
+
+    def relay_status(self) -> RelayStatus:
+        """The mail relay's recorded state (for /health, the metrics and the twin)."""
+        return relay_status(self.uow, self.relay_monitor.relay)
 
     def authenticate(self, creds: Credentials) -> Principal:
         with self.uow.read() as store:

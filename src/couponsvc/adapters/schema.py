@@ -193,7 +193,7 @@ delivery_attempts = Table(
     Column("outbox_id", Id, ForeignKey("outbox.id"), nullable=False, index=True),
     Column("attempted_at", DateTime, nullable=False),
     Column("worker", String(100), nullable=False),
-    Column("outcome", String(16), nullable=False),  # sent | temporary | permanent | gave_up | requeued
+    Column("outcome", String(16), nullable=False),  # sent | temporary | relay | permanent | gave_up | requeued
     Column("smtp_code", Integer),
     Column("detail", Text),
 )
@@ -215,4 +215,18 @@ throttle_buckets = Table(
     metadata,
     Column("bucket", String(100), primary_key=True),
     Column("inside", Integer, nullable=False),
+)
+
+# The mail relay as the delivery processes last saw it (one row per relay, written on a change of state or
+# at most about once a second per process): what every server's /health reports.
+relay_state = Table(
+    "relay_state",
+    metadata,
+    Column("relay", String(255), primary_key=True),  # smtp://host:port or maildir://PATH, never credentials
+    Column("state", String(16), nullable=False),  # ok | failing
+    Column("last_code", Integer),
+    Column("last_reply", Text),
+    Column("since", DateTime, nullable=False),  # when the relay entered this state
+    Column("updated_at", DateTime, nullable=False),  # when this row was last written
+    CheckConstraint("state in ('ok', 'failing')", name="ck_relay_state_state"),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,21 +30,23 @@ from couponsvc.service_layer.metrics import Scrape
 
 SOAP_PATH = "/Api/Billing/v13/CustomerBillingService.svc"
 REST_METHODS = ["POST", "PUT"]
+SHUTDOWN_BOUND = 10.0  # seconds the in-process worker may take to stop (normally the transport's stop grace)
 
 
 async def health(request: Request) -> Response:
     container: Container = request.app.state.container
 
-    def probe() -> tuple[str | None, dict[str, Any]]:
+    def probe() -> tuple[str | None, dict[str, Any], dict[str, Any]]:
         with container.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return current_revision(container.engine), outbox_backlog(container.uow, container.clock)
+        return (current_revision(container.engine), outbox_backlog(container.uow, container.clock),
+                container.relay_status().as_json())
 
     try:
-        revision, backlog = await run_in_threadpool(probe)
+        revision, backlog, relay = await run_in_threadpool(probe)
     except Exception as exc:  # the database is down: not ready
         return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok", "schema": revision, "outbox": backlog})
+    return JSONResponse({"status": "ok", "database": "ok", "schema": revision, "outbox": backlog, "relay": relay})
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -69,9 +72,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        stop.set()
+        stop.set()  # the worker starts no new send; one in flight gets a short grace, the rest is released
         if task is not None:
-            await task
+            try:
+                await asyncio.wait_for(task, SHUTDOWN_BOUND)
+            except TimeoutError:
+                logging.getLogger(__name__).error("delivery worker did not stop within %s s", SHUTDOWN_BOUND)
         await container.transport.aclose()
 
 

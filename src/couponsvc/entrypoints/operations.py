@@ -176,8 +176,10 @@ def execute(
         raise ServiceFault(Err.NULL_REQUEST, "The SOAP Body holds no request element")
     if operation.run is None:
         raise ServiceFault(Err.OPERATION_NOT_SUPPORTED, operation.name)
-    with container.throttle.counting_guesses(principal, operation.name):  # 3006 answers feed the guess limit
-        return operation.run(container, principal, parse(), tracking_id)
+    with container.throttle.counting_guesses(principal, operation.name) as count_guesses:  # 3006s feed the guess limit
+        result = operation.run(container, principal, parse(), tracking_id)
+        count_guesses(result)
+        return result
 
 
 async def run_after(container: Container, operation: Operation, result: Any, tracking_id: str) -> Any:

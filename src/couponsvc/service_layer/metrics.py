@@ -24,7 +24,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from couponsvc.adapters import ops_queries
-from couponsvc.domain.delivery import DeliveryResult, Outcome
+from couponsvc.domain.delivery import DeliveryResult, Outcome, Stage
 from couponsvc.service_layer.unit_of_work import UnitOfWork
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -62,6 +62,8 @@ def count_replies(results: Iterable[DeliveryResult]) -> None:
     """SMTP replies by class.  A result with no code is a connection error when it failed; a success with
     no code is a Maildir write (no relay involved) and is not counted."""
     for r in results:
+        if r.stage is Stage.BUILD:  # the message could not be built: no relay was involved
+            continue
         if r.smtp_code is not None:
             SMTP_REPLIES.labels(f"{r.smtp_code // 100}xx").inc()
         elif r.outcome is not Outcome.SENT:

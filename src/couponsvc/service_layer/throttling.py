@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from couponsvc.adapters.throttle_store import ThrottleStore
 from couponsvc.domain.errors import Err, ServiceFault
@@ -79,10 +80,24 @@ class Throttle:
                            retry_after=seconds)
 
     @contextmanager
-    def counting_guesses(self, principal: Principal, operation: str) -> Iterator[None]:
-        """Run the operation; a 3006 answer of a code-taking operation is written to the user's guess log."""
+    def counting_guesses(self, principal: Principal, operation: str) -> Iterator[Callable[[Any], None]]:
+        """Run the operation; a 3006 answer of a code-taking operation is written to the user's guess log.
+
+        Yields a function to call with the operation's result: per-item 3006 answers (the PartialErrors of
+        ClaimFeatureAdoptionCoupons) count one guess each, as a whole-call 3006 does."""
+        def count_items(result: Any) -> None:
+            if operation not in GUESSABLE:
+                return
+            items = getattr(result, "partial_errors", None) or []
+            misses = sum(1 for errors in items if isinstance(errors, list)
+                         for e in errors if getattr(e, "code", None) == Err.COUPON_CODE_NOT_FOUND)
+            bucket = self._guess_bucket(principal) if misses else None
+            for _ in range(misses if bucket is not None else 0):
+                assert bucket is not None
+                self.store.record(bucket)
+
         try:
-            yield
+            yield count_items
         except ServiceFault as fault:
             if fault.error.code == Err.COUPON_CODE_NOT_FOUND and operation in GUESSABLE:
                 bucket = self._guess_bucket(principal)

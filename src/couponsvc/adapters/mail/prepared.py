@@ -90,16 +90,24 @@ class _Prepared:
     boundary: bytes
 
 
-def coupon_email(*, template: str | None, facts: m.CouponFacts, message_id: str, sender: str, recipient: str,
-                 date: datetime, base: str = m.DEFAULT_TEMPLATE) -> tuple[EmailMessage, bytes]:
-    """The coupon email and its bytes: identical to ``build_message`` of ``render`` (the same bytes)."""
+def coupon_message(*, template: str | None, facts: m.CouponFacts, message_id: str, sender: str, recipient: str,
+                   date: datetime, base: str = m.DEFAULT_TEMPLATE) -> EmailMessage:
+    """The coupon email: a WireMessage holding its assembled bytes, or what ``build_message`` of ``render``
+    builds; either way ``as_bytes()`` gives the same bytes."""
     prepared = _prepare(template, base, replace(facts, code=""), sender, date)
     if prepared is not None:
         raw = _assemble(prepared, facts.code, recipient, message_id)
         if raw is not None:
-            return WireMessage(raw), raw
-    msg = m.build_message(message_id=message_id, sender=sender, recipient=recipient,
-                          parts=m.render(template, facts, base), date=date)
+            return WireMessage(raw)
+    return m.build_message(message_id=message_id, sender=sender, recipient=recipient,
+                           parts=m.render(template, facts, base), date=date)
+
+
+def coupon_email(*, template: str | None, facts: m.CouponFacts, message_id: str, sender: str, recipient: str,
+                 date: datetime, base: str = m.DEFAULT_TEMPLATE) -> tuple[EmailMessage, bytes]:
+    """The coupon email and its bytes: identical to ``build_message(...).as_bytes()`` of ``render``."""
+    msg = coupon_message(template=template, facts=facts, message_id=message_id, sender=sender,
+                         recipient=recipient, date=date, base=base)
     return msg, msg.as_bytes()
 
 

@@ -1,7 +1,7 @@
 """coupon family: account emails, feature-adoption classes, the distributed state, one coupon of a class per account
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0004
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
