@@ -145,6 +145,16 @@ def test_codes_that_change_the_encoding_or_escaping_still_give_the_library_bytes
     assert_same_email(raw, library(template, f, "<coupon-1.dispatch-1@shop.example>", "ada@example.com"))
 
 
+@pytest.mark.parametrize("message_id", ["<broken@x>\r\nBcc: all@example.com", "<a@b>\nX: y", "no-angles@x",
+                                        "<" + "m" * 80 + "@x.example>"])
+def test_odd_message_ids_behave_as_with_the_library(message_id: str) -> None:
+    f = CouponFacts("SAVE-1", "Spring sale", 10.0, "USD", None, None, None, None)
+    got = outcome(lambda: coupon_email(template=None, facts=f, message_id=message_id, sender=SENDER,
+                                       recipient="ada@example.com", date=DATE)[1])
+    assert got == outcome(lambda: library(None, f, message_id, "ada@example.com"))
+    assert not isinstance(got, bytes) or b"Bcc" not in got
+
+
 def test_nothing_can_be_injected_into_the_headers() -> None:
     f = CouponFacts("X\r\nBcc: victim@example.com", "Spring sale", 10.0, "USD", None, None, None, None)
     _, raw = coupon_email(template=None, facts=f, message_id="<coupon-1.dispatch-1@shop.example>", sender=SENDER,

@@ -248,5 +248,7 @@ def _subject_line(p: _Prepared, code: str) -> bytes:
 
 
 def _fold(name: str, value: object) -> bytes:
-    """One header exactly as the message would fold it (the library's header classes and policy)."""
-    return m.POLICY.fold_binary(name, m.POLICY.header_factory(name, value))
+    """One header exactly as the message would store and fold it (the library's header classes and policy):
+    ``header_store_parse`` refuses a value with a line break (ValueError), as ``msg[name] = value`` does."""
+    stored_name, header = m.POLICY.header_store_parse(name, value)
+    return m.POLICY.fold_binary(stored_name, header)
