@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from couponsvc.adapters.db import make_engine
+from couponsvc.adapters.db import DbLimits, make_engine
 from couponsvc.adapters.mail.transports import MailTransport, transport_from_url
 from couponsvc.adapters.migrate import upgrade
 from couponsvc.domain.delivery import RetryPolicy
@@ -80,7 +80,8 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True,
     transport = transport or transport_from_url(
         settings.mail_url, sender=settings.mail_from, timeout=settings.smtp_timeout,
         connections=settings.smtp_connections)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, limits=DbLimits(
+        pg_lock_timeout=settings.pg_lock_timeout, pg_statement_timeout=settings.pg_statement_timeout))
     if migrate:
         upgrade(engine)
     return Container(settings=settings, engine=engine, uow=SqlUnitOfWork(engine), clock=utcnow,

@@ -152,6 +152,10 @@ class StoreUnavailable(CouponSvcError):
     """The database could not be reached or answered with an unexpected error."""
 
 
+class DeadlineExceeded(CouponSvcError):
+    """The call ran out of its request time (COUPONSVC_REQUEST_TIMEOUT): refused with 0, nothing changed."""
+
+
 def catalogue_markdown() -> str:
     """The catalogue as the Markdown table in docs/error-catalogue.md (a test keeps the two equal)."""
     where = {FaultKind.AD_API: "AdApiFaultDetail", FaultKind.API: "ApiFault", FaultKind.BATCH: "BatchError"}

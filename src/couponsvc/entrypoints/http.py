@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from couponsvc.domain.errors import Err, ServiceFault
+from couponsvc.domain.deadlines import current_deadline
+from couponsvc.domain.errors import DeadlineExceeded, Err, ServiceFault
+
+T = TypeVar("T")
+#: bodies up to this size are parsed on the event loop (a thread hop costs more); larger ones in a thread
+OFFLOAD_BYTES = 16 * 1024
 
 access_log = logging.getLogger("couponsvc.access")
 log = logging.getLogger("couponsvc.api")
@@ -42,10 +51,21 @@ class CallLog:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (before reading it all) anything over ``limit`` bytes."""
+    """The whole body, refusing (before reading it all) anything over ``limit`` bytes; a body that does not
+    arrive within the request deadline ends the call (DeadlineExceeded)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit)
+    deadline = current_deadline()
+    if deadline is None:
+        return await _read_all(request, limit)
+    try:
+        return await asyncio.wait_for(_read_all(request, limit), deadline.remaining())
+    except TimeoutError:
+        raise DeadlineExceeded("the request body did not arrive within the request deadline") from None
+
+
+async def _read_all(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -64,3 +84,11 @@ def with_tracking_id(response: Response, tracking_id: str) -> Response:
     """Add the ``TrackingId`` header, spelled as the vendor spells it (Starlette would lower-case it)."""
     response.raw_headers.append((b"TrackingId", tracking_id.encode("ascii")))
     return response
+
+
+async def off_loop(size: int, fn: Callable[[], T]) -> T:
+    """``fn()`` in a worker thread when it handles ``size`` bytes or more (parsing, rendering), so that the
+    event loop keeps answering other calls and /health; small work stays on the loop."""
+    if size < OFFLOAD_BYTES:
+        return fn()
+    return await run_in_threadpool(fn)

@@ -7,11 +7,13 @@ protocols cannot drift apart in ordering (authentication first, then parsing, th
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from couponsvc.bootstrap import Container
+from couponsvc.domain.deadlines import current_deadline, detached
 from couponsvc.domain.errors import BatchError, Err, ServiceFault
 from couponsvc.entrypoints.rest import codecs as rest
 from couponsvc.entrypoints.soap import codecs as soap
@@ -20,6 +22,8 @@ from couponsvc.service_layer.coupons import get_coupon_info, redeem_coupon, sear
 from couponsvc.service_layer.dispatch import DispatchOutcome, dispatch_coupons
 
 log = logging.getLogger(__name__)
+#: seconds kept free before the request deadline for recording a delivery and writing the answer
+RECORD_RESERVE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +44,27 @@ def _dispatch(c: Container, principal: Principal, request: Any, tracking_id: str
     return dispatch_coupons(c.uow, c.clock, c.dispatch_config, principal, request, tracking_id)
 
 
+def delivery_budget(c: Container, outcome: DispatchOutcome) -> float:
+    """Seconds the call may still spend delivering: its delivery time counted from its arrival, plus the
+    time its own transaction took (SPEC section 9), so waiting for the database or for other calls eats
+    into it; never past the request deadline, less a reserve to record the outcome and answer."""
+    deadline = current_deadline()
+    if deadline is None:
+        return c.settings.delivery_timeout
+    end = deadline.started + c.settings.delivery_timeout + outcome.transaction_seconds
+    end = min(end, deadline.at - min(RECORD_RESERVE_S, deadline.seconds / 10))
+    return max(0.0, end - time.monotonic())
+
+
 async def _deliver_dispatched(c: Container, outcome: DispatchOutcome, tracking_id: str) -> DispatchOutcome:
-    """Deliver the call's messages within the configured time; a permanent refusal becomes a 3005."""
+    """Deliver the call's messages within the call's delivery budget; a permanent refusal becomes a 3005."""
     if outcome.dispatch_id is None or not outcome.allocations or not c.dispatch_config.deliver_in_call:
         return outcome
-    refused = set(await c.deliverer().deliver_dispatch(outcome.dispatch_id, tracking_id,
-                                                       c.settings.delivery_timeout))
+    budget = delivery_budget(c, outcome)
+    # the claim and the record of what was sent must not be cut by the request deadline (a sent message
+    # not recorded would be sent again): they run detached, the sending itself is bounded by ``budget``
+    with detached():
+        refused = set(await c.deliverer().deliver_dispatch(outcome.dispatch_id, tracking_id, budget))
     if not refused:
         return outcome
     failed = [a for a in outcome.allocations if a.coupon.id in refused]

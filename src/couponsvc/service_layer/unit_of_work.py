@@ -1,17 +1,35 @@
-"""Unit of work: a transaction on the store, with database errors mapped to the service's exceptions."""
+"""Unit of work: a transaction on the store, with database errors mapped to the service's exceptions.
+
+Only lost races are retried: the unique constraints two concurrent calls can trip over (an address or
+a code allocated twice, a message queued twice), serialization failures and deadlocks, and rows taken
+under us.  Any other integrity error is a bug and fails the call at once.  Within an API request every
+wait is bounded by the request deadline (``domain/deadlines.py``, ``adapters/db.py``); running out of it
+is ``DeadlineExceeded`` and the transaction is rolled back (also when the time ran out just before
+the commit), so a late call changes nothing.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from couponsvc.adapters.db import WRITE
+from couponsvc.adapters.schema import metadata
 from couponsvc.adapters.store import ConcurrentUpdate, SqlStore
-from couponsvc.domain.errors import StoreUnavailable
+from couponsvc.domain.deadlines import current_deadline
+from couponsvc.domain.errors import DeadlineExceeded, StoreUnavailable
+
+#: the unique constraints concurrent calls can race on; violating any other constraint is a bug
+RACE_CONSTRAINTS = frozenset({"uq_coupons_class_email", "uq_coupons_code", "uq_outbox_coupon_dispatch",
+                              "uq_outbox_message_id"})
+SERIALIZATION_FAILURES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
+WAIT_TIMEOUTS = frozenset({"55P03", "57014"})  # lock_timeout, statement_timeout (query canceled)
 
 
 class RetryableConflict(Exception):
@@ -40,24 +58,66 @@ class SqlUnitOfWork:
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[SqlStore]:
+        deadline = current_deadline()
         try:
             with self.engine.connect() as conn:
                 if write:
                     conn = conn.execution_options(**{WRITE: True})
                 with conn.begin():
                     yield SqlStore(conn)
+                    if deadline is not None:
+                        deadline.check("before commit")  # rolls back: a late call changes nothing
         except ConcurrentUpdate as exc:
             raise RetryableConflict(str(exc)) from exc
         except IntegrityError as exc:
-            raise RetryableConflict(str(exc.orig)) from exc
-        except OperationalError as exc:
-            if _is_serialization_failure(exc):
+            if violated_constraint(exc) in RACE_CONSTRAINTS:
                 raise RetryableConflict(str(exc.orig)) from exc
+            raise  # a bug, not a race: an internal error at once, with its traceback in the log
+        except PoolTimeout as exc:
+            if deadline is not None:
+                raise DeadlineExceeded(f"no database connection free within the request deadline: {exc}") from exc
+            raise StoreUnavailable(f"no database connection free: {exc}") from exc
+        except OperationalError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            if sqlstate in SERIALIZATION_FAILURES:
+                raise RetryableConflict(str(exc.orig)) from exc
+            if deadline is not None and (sqlstate in WAIT_TIMEOUTS or _is_sqlite_busy(exc)):
+                raise DeadlineExceeded(f"database wait cut at the request deadline: {exc.orig}") from exc
             raise StoreUnavailable(str(exc.orig)) from exc
         except DBAPIError as exc:
             raise StoreUnavailable(str(exc.orig)) from exc
 
 
-def _is_serialization_failure(exc: DBAPIError) -> bool:
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    return sqlstate in ("40001", "40P01")
+def _is_sqlite_busy(exc: DBAPIError) -> bool:
+    return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
+
+
+def _unique_columns() -> dict[tuple[str, frozenset[str]], str]:
+    """(table, columns) → constraint name, to name SQLite's violations (it reports columns, not names)."""
+    out: dict[tuple[str, frozenset[str]], str] = {}
+    for table in metadata.tables.values():
+        for constraint in table.constraints:
+            cols = frozenset(c.name for c in getattr(constraint, "columns", ()))
+            if constraint.name and cols:
+                out[(table.name, cols)] = str(constraint.name)
+    return out
+
+
+_UNIQUE_BY_COLUMNS = _unique_columns()
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<cols>[\w.]+(?:, [\w.]+)*)")
+
+
+def violated_constraint(exc: IntegrityError) -> str | None:
+    """The name of the constraint an IntegrityError violated, when the database says which."""
+    diag = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name:
+        return str(name)
+    match = _SQLITE_UNIQUE.search(str(exc.orig))
+    if match is None:
+        return None
+    qualified = [c.split(".", 1) for c in match["cols"].split(", ")]
+    tables = {t for t, _ in qualified}
+    if len(tables) != 1:
+        return None
+    return _UNIQUE_BY_COLUMNS.get((tables.pop(), frozenset(c for _, c in qualified)))

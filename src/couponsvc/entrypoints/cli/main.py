@@ -36,8 +36,6 @@ def cli() -> None:
 @guard
 def serve(host: str, port: int, demo: bool) -> None:
     """Run the API (SOAP and REST) after bringing the database schema up to date."""
-    import uvicorn
-
     from couponsvc.adapters.seed import apply_seed, parse_seed
     from couponsvc.entrypoints.asgi import create_app
     from couponsvc.entrypoints.cli.demo import DEMO_SEED, demo_banner
@@ -47,9 +45,11 @@ def serve(host: str, port: int, demo: bool) -> None:
         with container.uow.write() as store:
             apply_seed(store.conn, parse_seed(DEMO_SEED, "demo data"), container.clock(), "demo data")
         click.echo(demo_banner(f"http://{host}:{port}"))
-    click.echo(f"couponsvc listening on http://{host}:{port} (database {container.settings.database_url})")
-    uvicorn.run(create_app(container), host=host, port=port, log_level="warning", access_log=False,
-                lifespan="on", timeout_graceful_shutdown=10)
+    from couponsvc.domain.redaction import redact_url
+    from couponsvc.entrypoints.server import run_server
+
+    click.echo(f"couponsvc listening on http://{host}:{port} (database {redact_url(container.settings.database_url)})")
+    run_server(create_app(container), container.settings, host, port)
 
 
 @cli.command()
