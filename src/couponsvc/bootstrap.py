@@ -41,6 +41,7 @@ class Container:
             message_id_domain=s.message_id_domain,
             deliver_in_call=s.delivery_timeout > 0,
             lease=timedelta(seconds=s.lease_seconds),
+            delivery_timeout=s.delivery_timeout,
         )
 
     @property

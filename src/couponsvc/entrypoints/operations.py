@@ -45,20 +45,22 @@ def _dispatch(c: Container, principal: Principal, request: Any, tracking_id: str
 
 
 def delivery_budget(c: Container, outcome: DispatchOutcome) -> float:
-    """Seconds the call may still spend delivering: its delivery time counted from its arrival, plus the
-    time its own transaction took (SPEC section 9), so waiting for the database or for other calls eats
-    into it; never past the request deadline, less a reserve to record the outcome and answer."""
+    """Seconds the call may still spend sending: its delivery time counted from its arrival (SPEC section 9),
+    so waiting for the database or for other calls eats into it.  The answer then comes after recording
+    what was sent, a transaction about as long as the call's own: delivery time + its own transaction time.
+    Never past the request deadline, less a reserve to answer."""
     deadline = current_deadline()
     if deadline is None:
         return c.settings.delivery_timeout
-    end = deadline.started + c.settings.delivery_timeout + outcome.transaction_seconds
-    end = min(end, deadline.at - min(RECORD_RESERVE_S, deadline.seconds / 10))
+    # sending stops early enough to record the outcome (a transaction much like the call's own) in the bound
+    end = deadline.started + c.settings.delivery_timeout
+    end = min(end, deadline.at - min(RECORD_RESERVE_S, deadline.seconds / 10) - outcome.transaction_seconds)
     return max(0.0, end - time.monotonic())
 
 
 async def _deliver_dispatched(c: Container, outcome: DispatchOutcome, tracking_id: str) -> DispatchOutcome:
     """Deliver the call's messages within the call's delivery budget; a permanent refusal becomes a 3005."""
-    if outcome.dispatch_id is None or not outcome.allocations or not c.dispatch_config.deliver_in_call:
+    if outcome.dispatch_id is None or not outcome.allocations or not outcome.delivered_by_call:
         return outcome
     budget = delivery_budget(c, outcome)
     # the claim and the record of what was sent must not be cut by the request deadline (a sent message

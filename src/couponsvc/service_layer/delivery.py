@@ -113,13 +113,13 @@ class Deliverer:
         """Send a dispatch's messages now, for at most ``timeout`` seconds; returns the coupon ids refused
         permanently (they are available again).  The rest is sent, or left queued for the workers."""
         owner = call_lease_owner(tracking_id)
-        deadline = asyncio.get_running_loop().time() + timeout  # the claim counts against the call's time
         claimed = await asyncio.to_thread(self._claim_dispatch, dispatch_id, owner)
         if not claimed:
             return []
-        if timeout <= 0 or asyncio.get_running_loop().time() >= deadline:
+        if timeout <= 0:
             await asyncio.to_thread(self._settle, owner, claimed, [])
             return []
+        deadline = asyncio.get_running_loop().time() + timeout
         settled = await self._deliver(owner, claimed, deadline)
         return settled.failed_coupons
 

@@ -133,6 +133,7 @@ async def rest_endpoint(request: Request) -> Response:
                 execute, container, op, credentials(request), lambda: op.parse_json(_document(request, body)),
                 call.tracking_id,
             )
+            call.timed(result)
             result = await run_after(container, op, result, call.tracking_id)
             payload = await run_in_threadpool(_render, op, result)
             call.done(200)

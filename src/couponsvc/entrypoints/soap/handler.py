@@ -64,6 +64,7 @@ async def soap_endpoint(request: Request) -> Response:
                 execute, container, op, parsed.credentials, lambda: op.parse_soap(parsed.body_element),
                 call.tracking_id,
             )
+            call.timed(result)
             result = await run_after(container, op, result, call.tracking_id)
             answer = await run_in_threadpool(
                 envelope.response, call.tracking_id, op.name, lambda el: op.write_soap(el, result))
