@@ -5,13 +5,30 @@ SOAP_SDK := .venv-soap
 REST_SDK := .venv-rest
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: run test install sdks lint typecheck bench clean
+.PHONY: run test install sdks system-deps lint typecheck check bench clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/couponsvc serve --demo
 
-test: $(VENV)/.installed $(SOAP_SDK)/.installed $(REST_SDK)/.installed
+test: system-deps $(VENV)/.installed $(SOAP_SDK)/.installed $(REST_SDK)/.installed
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Debian packages the tests use: Chromium (the console's browser tests drive it through Playwright; no
+# browser is ever downloaded) and Postfix's smtp-sink (a fast relay for delivery tests and benchmarks;
+# no Postfix daemon is started).  Installed with apt-get when missing and running as root.
+SYSTEM_PACKAGES := chromium:/usr/bin/chromium postfix:/usr/sbin/smtp-sink
+system-deps:
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
+	  pkg=$${entry%%:*}; path=$${entry#*:}; [ -x "$$path" ] || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian packages:$$missing"; \
+	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; \
+	  else \
+	    echo "The tests need these Debian packages:$$missing. Install them: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
 
 install: $(VENV)/.installed
 
@@ -39,6 +56,8 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
+
+check: lint typecheck
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/dispatch_http.py
