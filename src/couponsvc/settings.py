@@ -46,7 +46,7 @@ class Settings:
     keepalive_timeout: float = 5.0
     max_connections: int = 1000
     pg_lock_timeout: float = 10.0
-    pg_statement_timeout: float = 25.0
+    pg_statement_timeout: float = 24.0
 
     @property
     def is_sqlite(self) -> bool:
