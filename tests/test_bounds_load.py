@@ -56,3 +56,62 @@ def test_eight_concurrent_1000_address_calls_keep_their_bound_and_health_stays_f
     # nothing was lost: what the calls did not send is queued for the worker, nothing failed
     status = server.cli("mail", "status").stdout
     assert "failed" not in status.lower() or " 0" in status, status
+
+
+def _big_soap() -> bytes:
+    """A 4 MiB-class envelope of a million tiny header elements: valid, slow to parse and depth-check."""
+    from tests.support.soapkit import dispatch_body, envelope
+
+    return envelope(dispatch_body(["big@example.com"]), header_extra="<Noise>" + "<x/>" * 900_000 + "</Noise>")
+
+
+def _big_json() -> bytes:
+    import json
+
+    return json.dumps({"SendToEmails": ["a"] * 700_000, "CustomerId": "222", "CouponClassName": "SPRING-100"}
+                      ).encode()
+
+
+def test_large_bodies_are_parsed_off_the_event_loop(tmp_path: Path) -> None:
+    """While large bodies are being parsed, /health still answers at once (defect 5)."""
+    import threading
+    import time
+
+    import httpx
+
+    server = ServerProcess(tmp_path, {"COUPONSVC_WORKER": "false", "COUPONSVC_LOG_LEVEL": "WARNING"})
+    server.load(BASE_SEED, "base")
+    server.start()
+    soap, rest = _big_soap(), _big_json()
+    assert len(soap) < 4 * 1024 * 1024 and len(rest) < 4 * 1024 * 1024
+    answers: list[int] = []
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def post(i: int) -> None:
+        if i % 2:
+            r = httpx.post(server.soap_url, content=soap, headers={"Content-Type": "text/xml"}, timeout=120)
+        else:
+            r = httpx.post(f"{server.url}/CustomerBilling/v13/Coupons/Dispatch", content=rest, timeout=120,
+                           headers={"Content-Type": "application/json", "Authorization": "Bearer AT-alice-0001",
+                                    "DeveloperToken": "DEV-TEST-0001"})
+        answers.append(r.status_code)
+
+    try:
+        senders = [threading.Thread(target=post, args=(i,)) for i in range(6)]
+        for t in senders:
+            t.start()
+        with httpx.Client(timeout=30) as client:
+            while any(t.is_alive() for t in senders):
+                t0 = time.monotonic()
+                assert client.get(f"{server.url}/health").status_code == 200
+                latencies.append(time.monotonic() - t0)
+                time.sleep(0.02)
+        for t in senders:
+            t.join()
+        done.set()
+    finally:
+        server.stop()
+    assert sorted(answers) == [200, 200, 200, 400, 400, 400], answers  # SOAP 200 ok, REST 400 (4603)
+    assert len(latencies) >= 5, latencies
+    assert max(latencies) < 0.8, f"/health took up to {max(latencies):.2f}s while large bodies were parsed"
