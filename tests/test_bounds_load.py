@@ -23,8 +23,10 @@ from tests.support.smtp_sink import SmtpSink
 DELIVERY_TIMEOUT = 3.0
 HEADER_TIMEOUT = 2.0
 #: beyond the bound (delivery time + the call's own transaction, as the server logs it): recording what
-#: was sent, rendering and the round trip of a 1000-address body on a shared 2-core machine
-MARGIN = 1.5
+#: was sent and rendering, as the server times the call; and as this client does (the transfer of a
+#: 1000-address body, this process's own threads and SMTP sink on a shared 2-core machine)
+MARGIN = 1.0
+CLIENT_MARGIN = 2.5
 
 
 @pytest.fixture
@@ -48,8 +50,8 @@ def test_eight_concurrent_1000_address_calls_keep_their_bound_and_health_stays_f
     figures = run_load(server, calls=8, addresses=1000, slow_clients=50, header_timeout=HEADER_TIMEOUT)
     print(figures.summary())
     assert figures.statuses == [200] * 8
-    assert not figures.over_bound(DELIVERY_TIMEOUT, MARGIN), (figures.over_bound(DELIVERY_TIMEOUT, MARGIN),
-                                                               figures.summary())
+    over = figures.over_bound(DELIVERY_TIMEOUT, MARGIN, CLIENT_MARGIN)
+    assert not over, (over, figures.summary())
     assert figures.health and figures.health_failures == 0
     assert max(figures.health) < 1.0, figures.summary()
     assert figures.stalled_open == 0, figures.summary()

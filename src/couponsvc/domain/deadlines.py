@@ -44,6 +44,7 @@ class Deadline:
 
 
 _current: ContextVar[Deadline | None] = ContextVar("couponsvc_request_deadline", default=None)
+_urgent: ContextVar[bool] = ContextVar("couponsvc_urgent", default=False)
 
 
 def current_deadline() -> Deadline | None:
@@ -66,12 +67,20 @@ def request_deadline(seconds: float) -> Iterator[Deadline]:
         _current.reset(token)
 
 
+def is_urgent() -> bool:
+    """Whether this code runs for a caller that is waiting on it right now (see ``detached``)."""
+    return _urgent.get()
+
+
 @contextmanager
 def detached() -> Iterator[None]:
     """Run without the request deadline: for steps that must finish once started (recording a delivery)
-    and carry their own explicit bound."""
+    and carry their own explicit bound.  They are marked urgent: their caller is waiting for them, so
+    their database writes go before new calls' and the workers'."""
     token = _current.set(None)
+    urgent = _urgent.set(True)
     try:
         yield
     finally:
+        _urgent.reset(urgent)
         _current.reset(token)

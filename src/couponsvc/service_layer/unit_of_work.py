@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
@@ -23,7 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from couponsvc.adapters.db import SQLITE_BUSY_TIMEOUT_S, WRITE
 from couponsvc.adapters.schema import metadata
 from couponsvc.adapters.store import ConcurrentUpdate, SqlStore
-from couponsvc.domain.deadlines import current_deadline, remaining_or
+from couponsvc.domain.deadlines import current_deadline, is_urgent, remaining_or
 from couponsvc.domain.errors import DeadlineExceeded, StoreUnavailable
 
 #: the unique constraints concurrent calls can race on; violating any other constraint is a bug
@@ -47,8 +48,8 @@ class SqlUnitOfWork:
         self.engine = engine
         # SQLite has one writer at a time and its busy handler polls with sleeps of up to 100 ms, so under
         # load some writers starve while others win again and again.  Writers of this process queue on a
-        # lock instead, handed over the moment a commit ends; the busy wait is left for other processes.
-        self._write_gate: threading.RLock | None = threading.RLock() if engine.dialect.name == "sqlite" else None
+        # gate instead, handed over the moment a commit ends; the busy wait is left for other processes.
+        self._write_gate = WriteGate() if engine.dialect.name == "sqlite" else None
 
     @contextmanager
     def read(self) -> Iterator[SqlStore]:
@@ -63,7 +64,7 @@ class SqlUnitOfWork:
             with self._transaction(write=True) as store:
                 yield store
             return
-        if not gate.acquire(timeout=remaining_or(SQLITE_BUSY_TIMEOUT_S)):
+        if not gate.acquire(remaining_or(SQLITE_BUSY_TIMEOUT_S), first=is_urgent()):
             if current_deadline() is not None:
                 raise DeadlineExceeded("the database write lock was not free within the request deadline")
             raise StoreUnavailable("the database write lock was not free in time")
@@ -103,6 +104,46 @@ class SqlUnitOfWork:
             raise StoreUnavailable(str(exc.orig)) from exc
         except DBAPIError as exc:
             raise StoreUnavailable(str(exc.orig)) from exc
+
+
+class WriteGate:
+    """One writer at a time; waiters marked ``first`` (a call recording its own delivery, which its caller
+    is waiting for) go before the others (new dispatches, the worker's batches)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._holder: int | None = None
+        self._depth = 0
+        self._urgent_waiting = 0
+
+    def acquire(self, timeout: float, *, first: bool = False) -> bool:
+        me = threading.get_ident()
+        end = time.monotonic() + timeout
+        with self._cond:
+            if self._holder == me:  # re-entrant, as a nested write would be on the same thread
+                self._depth += 1
+                return True
+            if first:
+                self._urgent_waiting += 1
+            try:
+                while self._holder is not None or (not first and self._urgent_waiting):
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                self._holder, self._depth = me, 1
+                return True
+            finally:
+                if first:
+                    self._urgent_waiting -= 1
+                    self._cond.notify_all()  # the others may go now, if the gate is free
+
+    def release(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._holder = None
+                self._cond.notify_all()
 
 
 def _is_sqlite_busy(exc: DBAPIError) -> bool:
