@@ -25,14 +25,14 @@ from tests.support.smtp_sink import SmtpSink  # noqa: E402
 
 DELIVERY_TIMEOUT = 3.0
 HEADER_TIMEOUT = 3.0
-#: what a call may take beyond its delivery time: its own transaction (~0.1-0.3 s for 1000 addresses
-#: here), recording the outcome and the HTTP round trip of a 1000-address body
-ALLOWANCE = 1.5
+#: beyond SPEC section 9's bound (delivery time, or the queueing for the database when longer, plus the
+#: call's own transaction, as the server logs them): as the server times the call, and as the client does
+MARGIN, CLIENT_MARGIN = 1.0, 2.5
 
 
 def scenario(name: str, env: dict[str, str], calls: int, rounds: int, slow_clients: int) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(Path(tmp), {"COUPONSVC_LOG_LEVEL": "WARNING",
+        server = ServerProcess(Path(tmp), {"COUPONSVC_LOG_LEVEL": "INFO",
                                            "COUPONSVC_HEADER_TIMEOUT": str(HEADER_TIMEOUT), **env})
         server.load(BASE_SEED, "base")
         server.load(load_seed(1000 * calls * rounds + 100), "load")
@@ -42,12 +42,15 @@ def scenario(name: str, env: dict[str, str], calls: int, rounds: int, slow_clien
             for r in range(rounds):
                 figures = run_load(server, calls=calls, first=r * calls, slow_clients=slow_clients,
                                    header_timeout=HEADER_TIMEOUT)
-                bound = float(env["COUPONSVC_DELIVERY_TIMEOUT"]) + ALLOWANCE
-                met = (figures.slowest <= bound and max(figures.health) < 1.0 and figures.stalled_open == 0
+                over = figures.over_bound(float(env["COUPONSVC_DELIVERY_TIMEOUT"]), MARGIN, CLIENT_MARGIN)
+                met = (not over and max(figures.health) < 1.0 and figures.stalled_open == 0
                        and set(figures.statuses) == {200})
                 ok = ok and met
-                print(f"{name}, round {r + 1}: {figures.summary()}; bound {bound:.1f} s, /health < 1 s:"
-                      f" {'MET' if met else 'NOT MET'} (statuses {sorted(set(figures.statuses))})")
+                worst = max(zip(figures.calls, figures.database, strict=True), key=lambda c: c[1][0] - c[1][2])
+                print(f"{name}, round {r + 1}: {figures.summary()}; slowest against its bound: server"
+                      f" {worst[1][0]:.2f} s for max(delivery, wait {worst[1][1]:.2f} s) + transaction"
+                      f" {worst[1][2]:.2f} s; bound + {MARGIN:g} s, /health < 1 s: {'MET' if met else 'NOT MET'}"
+                      f" (statuses {sorted(set(figures.statuses))}){''.join(chr(10) + '  over: ' + o for o in over)}")
         finally:
             server.stop()
         return ok
