@@ -20,7 +20,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
-from couponsvc.domain.deadlines import current_deadline, remaining_or
+from couponsvc.domain.deadlines import current_deadline, no_deadline, remaining_or
 
 WRITE = "couponsvc_write"  # execution option: this connection's transactions will write
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -51,6 +51,10 @@ class DeadlinePool(QueuePool):
     @_timeout.setter
     def _timeout(self, value: float) -> None:
         self._default_timeout = value
+
+    def recreate(self) -> QueuePool:
+        with no_deadline():  # the new pool (after a database restart) keeps the engine's own limit
+            return super().recreate()
 
 
 def make_engine(url: str, *, pool_size: int = 8, limits: DbLimits | None = None) -> Engine:

@@ -73,14 +73,22 @@ def is_urgent() -> bool:
 
 
 @contextmanager
+def no_deadline() -> Iterator[None]:
+    token = _current.set(None)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+@contextmanager
 def detached() -> Iterator[None]:
     """Run without the request deadline: for steps that must finish once started (recording a delivery)
     and carry their own explicit bound.  They are marked urgent: their caller is waiting for them, so
     their database writes go before new calls' and the workers'."""
-    token = _current.set(None)
     urgent = _urgent.set(True)
     try:
-        yield
+        with no_deadline():
+            yield
     finally:
         _urgent.reset(urgent)
-        _current.reset(token)
