@@ -114,6 +114,12 @@ def _render(op: Operation, result: Any) -> bytes:
 
 
 async def rest_endpoint(request: Request) -> Response:
+    """The call, bounded by one request deadline taken as it arrives (COUPONSVC_REQUEST_TIMEOUT)."""
+    with request_deadline(request.app.state.container.settings.request_timeout):
+        return await _rest_call(request)
+
+
+async def _rest_call(request: Request) -> Response:
     container: Container = request.app.state.container
     call = CallLog("REST")
     op: Operation | None = rest_operation(request.method, request.url.path)
@@ -121,31 +127,30 @@ async def rest_endpoint(request: Request) -> Response:
         fault = ServiceFault(Err.API_INPUT_VALIDATION_ERROR, f"No Customer Billing operation at {request.url.path}")
         return fault_response(call, fault, 404)
     call.operation = op.name
-    with request_deadline(container.settings.request_timeout):
+    try:
         try:
-            try:
-                body = await read_body(request, container.settings.max_body_bytes)
-            except BodyTooLarge as exc:
-                return fault_response(call, too_large_fault(exc), 413)
-            # credentials first (116/105/109 before any complaint about the body), then the document,
-            # parsed in the worker thread with the rest of the call
-            result = await run_in_threadpool(
-                execute, container, op, credentials(request), lambda: op.parse_json(_document(request, body)),
-                call.tracking_id,
-            )
-            call.timed(result)
-            result = await run_after(container, op, result, call.tracking_id)
-            payload = await run_in_threadpool(_render, op, result)
-            call.done(200)
-            return with_tracking_id(Response(payload, status_code=200, media_type=JSON_CT), call.tracking_id)
-        except ServiceFault as fault:
-            return fault_response(call, fault)
-        except DeadlineExceeded as exc:
-            log.warning("tracking_id=%s refused: %s", call.tracking_id, exc)
-            return fault_response(call, ServiceFault(Err.INTERNAL_ERROR))
-        except StoreUnavailable as exc:
-            log.error("tracking_id=%s database unavailable: %s", call.tracking_id, exc)
-            return fault_response(call, ServiceFault(Err.INTERNAL_ERROR))
-        except Exception:
-            log.exception("tracking_id=%s unexpected error", call.tracking_id)
-            return fault_response(call, ServiceFault(Err.INTERNAL_ERROR))
+            body = await read_body(request, container.settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            return fault_response(call, too_large_fault(exc), 413)
+        # credentials first (116/105/109 before any complaint about the body), then the document,
+        # parsed in the worker thread with the rest of the call
+        result = await run_in_threadpool(
+            execute, container, op, credentials(request), lambda: op.parse_json(_document(request, body)),
+            call.tracking_id,
+        )
+        call.timed(result)
+        result = await run_after(container, op, result, call.tracking_id)
+        payload = await run_in_threadpool(_render, op, result)
+        call.done(200)
+        return with_tracking_id(Response(payload, status_code=200, media_type=JSON_CT), call.tracking_id)
+    except ServiceFault as fault:
+        return fault_response(call, fault)
+    except DeadlineExceeded as exc:
+        log.warning("tracking_id=%s refused: %s", call.tracking_id, exc)
+        return fault_response(call, ServiceFault(Err.INTERNAL_ERROR))
+    except StoreUnavailable as exc:
+        log.error("tracking_id=%s database unavailable: %s", call.tracking_id, exc)
+        return fault_response(call, ServiceFault(Err.INTERNAL_ERROR))
+    except Exception:
+        log.exception("tracking_id=%s unexpected error", call.tracking_id)
+        return fault_response(call, ServiceFault(Err.INTERNAL_ERROR))

@@ -39,44 +39,48 @@ def _operation(parsed: envelope.SoapRequest) -> Operation:
 
 
 async def soap_endpoint(request: Request) -> Response:
+    """The call, bounded by one request deadline taken as it arrives (COUPONSVC_REQUEST_TIMEOUT)."""
+    with request_deadline(request.app.state.container.settings.request_timeout):
+        return await _soap_call(request)
+
+
+async def _soap_call(request: Request) -> Response:
     container: Container = request.app.state.container
     settings = container.settings
     call = CallLog("SOAP")
-    with request_deadline(settings.request_timeout):
+    try:
+        ctype = media_type(request)
+        if ctype == "application/soap+xml":
+            raise ServiceFault(Err.API_INPUT_VALIDATION_ERROR,
+                               "SOAP 1.2 (application/soap+xml) is not supported; send SOAP 1.1 as text/xml")
+        if ctype != "text/xml":
+            raise ServiceFault(Err.API_INPUT_VALIDATION_ERROR,
+                               f"Content-Type must be text/xml; charset=utf-8 (got {ctype or 'none'!r})")
         try:
-            ctype = media_type(request)
-            if ctype == "application/soap+xml":
-                raise ServiceFault(Err.API_INPUT_VALIDATION_ERROR,
-                                   "SOAP 1.2 (application/soap+xml) is not supported; send SOAP 1.1 as text/xml")
-            if ctype != "text/xml":
-                raise ServiceFault(Err.API_INPUT_VALIDATION_ERROR,
-                                   f"Content-Type must be text/xml; charset=utf-8 (got {ctype or 'none'!r})")
-            try:
-                body = await read_body(request, settings.max_body_bytes)
-            except BodyTooLarge as exc:
-                return _reply(call, envelope.fault(call.tracking_id, too_large_fault(exc)), 413, 201)
-            # parsing and the depth walk of a large envelope run in a worker thread, off the event loop
-            parsed = await off_loop(len(body), lambda: envelope.read_request(
-                body, request.headers.get("soapaction"), settings.max_xml_depth))
-            op = _operation(parsed)
-            call.operation = op.name or "-"
-            result = await run_in_threadpool(
-                execute, container, op, parsed.credentials, lambda: op.parse_soap(parsed.body_element),
-                call.tracking_id,
-            )
-            call.timed(result)
-            result = await run_after(container, op, result, call.tracking_id)
-            answer = await run_in_threadpool(
-                envelope.response, call.tracking_id, op.name, lambda el: op.write_soap(el, result))
-            return _reply(call, answer, 200)
-        except ServiceFault as fault:
-            return _reply(call, envelope.fault(call.tracking_id, fault), 500, fault.error.code)
-        except DeadlineExceeded as exc:
-            log.warning("tracking_id=%s refused: %s", call.tracking_id, exc)
-            return _reply(call, envelope.fault(call.tracking_id, ServiceFault(Err.INTERNAL_ERROR)), 500, 0)
-        except StoreUnavailable as exc:
-            log.error("tracking_id=%s database unavailable: %s", call.tracking_id, exc)
-            return _reply(call, envelope.fault(call.tracking_id, ServiceFault(Err.INTERNAL_ERROR)), 500, 0)
-        except Exception:
-            log.exception("tracking_id=%s unexpected error", call.tracking_id)
-            return _reply(call, envelope.fault(call.tracking_id, ServiceFault(Err.INTERNAL_ERROR)), 500, 0)
+            body = await read_body(request, settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            return _reply(call, envelope.fault(call.tracking_id, too_large_fault(exc)), 413, 201)
+        # parsing and the depth walk of a large envelope run in a worker thread, off the event loop
+        parsed = await off_loop(len(body), lambda: envelope.read_request(
+            body, request.headers.get("soapaction"), settings.max_xml_depth))
+        op = _operation(parsed)
+        call.operation = op.name or "-"
+        result = await run_in_threadpool(
+            execute, container, op, parsed.credentials, lambda: op.parse_soap(parsed.body_element), call.tracking_id
+        )
+        call.timed(result)
+        result = await run_after(container, op, result, call.tracking_id)
+        answer = await run_in_threadpool(
+            envelope.response, call.tracking_id, op.name, lambda el: op.write_soap(el, result))
+        return _reply(call, answer, 200)
+    except ServiceFault as fault:
+        return _reply(call, envelope.fault(call.tracking_id, fault), 500, fault.error.code)
+    except DeadlineExceeded as exc:
+        log.warning("tracking_id=%s refused: %s", call.tracking_id, exc)
+        return _reply(call, envelope.fault(call.tracking_id, ServiceFault(Err.INTERNAL_ERROR)), 500, 0)
+    except StoreUnavailable as exc:
+        log.error("tracking_id=%s database unavailable: %s", call.tracking_id, exc)
+        return _reply(call, envelope.fault(call.tracking_id, ServiceFault(Err.INTERNAL_ERROR)), 500, 0)
+    except Exception:
+        log.exception("tracking_id=%s unexpected error", call.tracking_id)
+        return _reply(call, envelope.fault(call.tracking_id, ServiceFault(Err.INTERNAL_ERROR)), 500, 0)
