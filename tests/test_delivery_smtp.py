@@ -225,8 +225,8 @@ def test_happy_path_one_message_per_recipient_with_its_own_code(sink: SmtpSink, 
 
 @pytest.mark.parametrize("protocol, fault", [
     ("soap", Fault.rcpt(550)),
-    ("rest", Fault.data(554)),
-], ids=["soap-550-at-rcpt", "rest-554-after-data"])
+    ("rest", Fault.data_for_recipient(550, "5.1.1")),
+], ids=["soap-550-at-rcpt", "rest-550-5.1.1-after-data"])
 def test_permanent_refusal_is_3005_and_returns_the_coupon(sink: SmtpSink, launch: Launch, protocol: str,
                                                           fault: Fault) -> None:
     server, cls = launch(sink.port)

@@ -109,6 +109,7 @@ def test_catalogue_matches_the_spec_table() -> None:
         3006: ("CouponCodeNotFound", FaultKind.API, 400), 3007: ("CouponAlreadyRedeemed", FaultKind.API, 400),
         3008: ("CouponExpired", FaultKind.API, 400), 3009: ("CouponNotYetActive", FaultKind.API, 400),
         3010: ("CouponCurrencyMismatch", FaultKind.API, 400), 3011: ("CouponClassExpired", FaultKind.API, 400),
+        3012: ("CouponAlreadyDistributedToAccount", FaultKind.OPERATION, None),
     }
     assert {int(k): (d.error_code, d.kind, d.http_status) for k, d in CATALOGUE.items()} == expected
 
@@ -116,6 +117,8 @@ def test_catalogue_matches_the_spec_table() -> None:
 def test_batch_errors_cannot_be_raised_as_faults() -> None:
     with pytest.raises(ValueError):
         ServiceFault(Err.NO_COUPON_AVAILABLE)
+    with pytest.raises(ValueError):
+        ServiceFault(Err.COUPON_ALREADY_DISTRIBUTED_TO_ACCOUNT)
     assert BatchError.of(Err.NO_COUPON_AVAILABLE, 4).error_code == "NoCouponAvailable"
 
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import IO
 
 from sqlalchemy import Engine
 
 from couponsvc.adapters.db import DbLimits, make_engine
-from couponsvc.adapters.mail.transports import MailTransport, transport_from_url
+from couponsvc.adapters.mail.transports import MailTransport, relay_name, transport_from_url
 from couponsvc.adapters.migrate import upgrade
 from couponsvc.domain.delivery import RetryPolicy
 from couponsvc.service_layer.auth import Credentials, Principal, authenticate
+from couponsvc.service_layer.backups import hold_in_use_lock
 from couponsvc.service_layer.delivery import Deliverer, DeliveryConfig
 from couponsvc.service_layer.dispatch import DispatchConfig
+from couponsvc.service_layer.relay import RelayMonitor, RelayStatus, relay_status
+from couponsvc.service_layer.throttling import Throttle
 from couponsvc.service_layer.unit_of_work import SqlUnitOfWork
 from couponsvc.settings import Settings, load_settings
 
@@ -32,6 +37,7 @@ class Container:
     uow: SqlUnitOfWork
     clock: Callable[[], datetime]
     transport: MailTransport
+    in_use: IO[bytes] | None = None  # the embedded database's in-use lock (db restore waits for its release)
 
     @property
     def dispatch_config(self) -> DispatchConfig:
@@ -59,18 +65,41 @@ class Container:
         )
 
     def deliverer(self, name: str | None = None) -> Deliverer:
-        return Deliverer(self.uow, self.transport, self.clock, self.delivery_config, name)
+        return Deliverer(self.uow, self.transport, self.clock, self.delivery_config, name, self.relay_monitor)
+
+    @functools.cached_property
+    def relay_monitor(self) -> RelayMonitor:
+        """This process's view of its mail relay, shared by every delivery it runs (see service_layer.relay)."""
+        return RelayMonitor(relay_name(self.settings.mail_url))
+
+    def relay_status(self) -> RelayStatus:
+        """The mail relay's recorded state (for /health, the metrics and the twin)."""
+        return relay_status(self.uow, self.relay_monitor.relay)
 
     def authenticate(self, creds: Credentials) -> Principal:
         with self.uow.read() as store:
             return authenticate(store, creds, self.clock())
 
+    @functools.cached_property
+    def throttle(self) -> Throttle:
+        from couponsvc.adapters.throttle_store import throttle_store
+
+        s = self.settings
+        return Throttle(s, lambda: throttle_store(s.database_url, s.redis_url, s.redis_prefix))
+
     def close(self) -> None:
+        if "throttle" in self.__dict__:
+            self.throttle.close()
         self.engine.dispose()
+        if self.in_use is not None:
+            self.in_use.close()
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, fmt: str = "text") -> None:
+    from couponsvc.logformat import install
+
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install(fmt)
     if level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -81,9 +110,10 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True,
     transport = transport or transport_from_url(
         settings.mail_url, sender=settings.mail_from, timeout=settings.smtp_timeout,
         connections=settings.smtp_connections)
+    in_use = hold_in_use_lock(settings)
     engine = make_engine(settings.database_url, limits=DbLimits(
         pg_lock_timeout=settings.pg_lock_timeout, pg_statement_timeout=settings.pg_statement_timeout))
     if migrate:
         upgrade(engine)
     return Container(settings=settings, engine=engine, uow=SqlUnitOfWork(engine), clock=utcnow,
-                     transport=transport)
+                     transport=transport, in_use=in_use)

@@ -6,12 +6,13 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from couponsvc.domain.emails import is_valid_address
 from couponsvc.domain.errors import ConfigurationError
 from couponsvc.domain.redaction import redact_url
+from couponsvc.domain.throttle import RateLimit, parse_rate_limit
 
 PREFIX = "COUPONSVC_"
 N = TypeVar("N", int, float)
@@ -47,6 +48,16 @@ class Settings:
     max_connections: int = 1000
     pg_lock_timeout: float = 10.0
     pg_statement_timeout: float = 24.0
+    # operations (issue 13): throttling, metrics, logs
+    throttle_user: RateLimit | None = None
+    throttle_developer_token: RateLimit | None = None
+    throttle_code_guesses: RateLimit | None = RateLimit(100, 3600.0)
+    redis_url: str | None = None
+    redis_prefix: str = "couponsvc:"
+    metrics: bool = True
+    metrics_port: int | None = None
+    metrics_cache: float = 5.0
+    log_format: str = "text"
 
     @property
     def is_sqlite(self) -> bool:
@@ -91,6 +102,52 @@ def _split(url: str, key: str) -> SplitResult:
         return urlsplit(url)
     except ValueError as exc:  # e.g. an unbalanced IPv6 bracket
         raise ConfigurationError(f"{key}={redact_url(url)!r} is not a URL: {exc}") from None
+
+
+def _rate(env: Mapping[str, str], key: str, default: RateLimit | None) -> RateLimit | None:
+    raw = (env.get(PREFIX + key) or "").strip()
+    if not raw:
+        return default
+    if raw.lower() in ("off", "none", "0"):
+        return None
+    try:
+        return parse_rate_limit(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{PREFIX}{key}={raw!r}: {exc}; or off") from None
+
+
+class _OpsSettings(TypedDict):
+    throttle_user: RateLimit | None
+    throttle_developer_token: RateLimit | None
+    throttle_code_guesses: RateLimit | None
+    redis_url: str | None
+    redis_prefix: str
+    metrics: bool
+    metrics_port: int | None
+    metrics_cache: float
+    log_format: str
+
+
+def _ops_settings(env: Mapping[str, str]) -> _OpsSettings:
+    """Throttling, Redis, metrics and log settings (issue 13)."""
+    redis_url = (env.get(PREFIX + "REDIS_URL") or "").strip() or None
+    if redis_url is not None and _split(redis_url, PREFIX + "REDIS_URL").scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(f"{PREFIX}REDIS_URL={redact_url(redis_url)!r}: use redis://HOST:PORT/DB")
+    log_format = (env.get(PREFIX + "LOG_FORMAT") or "text").strip().lower()
+    if log_format not in ("text", "json"):
+        raise ConfigurationError(f"{PREFIX}LOG_FORMAT={log_format!r}: use text or json")
+    metrics_port = _int(env, "METRICS_PORT", 0, 0, 65535)
+    return {
+        "throttle_user": _rate(env, "THROTTLE_USER", None),
+        "throttle_developer_token": _rate(env, "THROTTLE_DEVELOPER_TOKEN", None),
+        "throttle_code_guesses": _rate(env, "THROTTLE_CODE_GUESSES", RateLimit(100, 3600.0)),
+        "redis_url": redis_url,
+        "redis_prefix": (env.get(PREFIX + "REDIS_PREFIX") or "couponsvc:").strip(),
+        "metrics": _bool(env, "METRICS", True),
+        "metrics_port": metrics_port or None,
+        "metrics_cache": _float(env, "METRICS_CACHE", 5.0, 0.0, 300.0),
+        "log_format": log_format,
+    }
 
 
 def check_database_url(url: str, key: str = PREFIX + "DATABASE_URL") -> str:
@@ -177,6 +234,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_poll=_float(env, "WORKER_POLL", 0.5, 0.01, 60.0),
         worker_in_process=_bool(env, "WORKER", True),
         **_bounds(env),
+        **_ops_settings(env),
     )
 
 

@@ -75,7 +75,8 @@ def header(headers: Any, name: str) -> str | None:
 def read_fault(ex: ApiException) -> dict[str, Any]:
     fault = ApplicationFault.from_json(ex.body)
     out: dict[str, Any] = {"exception": type(ex).__name__, "http_status": ex.status,
-                           "http_tracking_id": header(ex.headers, "TrackingId")}
+                           "http_tracking_id": header(ex.headers, "TrackingId"),
+                           "retry_after": header(ex.headers, "Retry-After")}
     if isinstance(fault, AdApiFaultDetail):
         out["kind"] = "AdApiFaultDetail"
         out["errors"] = [
@@ -165,6 +166,15 @@ def other_call(service: Any, operation: str, args: dict[str, Any] | None) -> dic
     elif operation == "GetCouponInfo":
         out["coupon_info"] = [typed(c) for c in data.coupon_info_data or []]
         out["coupon_info_is_null"] = data.coupon_info_data is None
+    elif operation in ("DistributeCoupons", "ClaimFeatureAdoptionCoupons"):
+        out["operation_errors"] = [typed(e) for e in data.operation_errors or []]
+        out["operation_errors_is_null"] = data.operation_errors is None
+        out["partial_errors_lists"] = [[typed(e) for e in item or []] for item in data.partial_errors or []]
+        if operation == "ClaimFeatureAdoptionCoupons":
+            out["claimed"] = [typed(kv) for kv in data.claimed_date_by_account_id or []]
+    elif operation == "CheckFeatureAdoptionCouponEligibility":
+        out["eligible"] = [typed(v) for v in data.eligible_account_ids or []]
+        out["eligible_is_null"] = data.eligible_account_ids is None
     else:
         out["result"] = repr(data)
     return out

@@ -196,6 +196,23 @@ def build_args(factory: Any, operation: str, raw_args: dict[str, Any]) -> dict[s
         emails = factory.create(f"{{{ARRAYS_NS}}}ArrayOfstring")
         emails.string = kwargs["SendToEmails"]
         kwargs["SendToEmails"] = emails
+    if operation == "DistributeCoupons" and kwargs.get("AccountIds") is not None:
+        account_ids = factory.create(f"{{{ARRAYS_NS}}}ArrayOfint")
+        account_ids.int = kwargs["AccountIds"]
+        kwargs["AccountIds"] = account_ids
+    if operation == "CheckFeatureAdoptionCouponEligibility" and kwargs.get("AccountIds") is not None:
+        account_ids = factory.create(f"{{{ARRAYS_NS}}}ArrayOflong")
+        account_ids.long = kwargs["AccountIds"]
+        kwargs["AccountIds"] = account_ids
+    if operation == "ClaimFeatureAdoptionCoupons" and kwargs.get("AccountCouponPairs") is not None:
+        pairs = factory.create(f"{{{ENTITIES_NS}}}ArrayOfKeyValueEntityOflongstring")
+        values = []
+        for spec in kwargs["AccountCouponPairs"]:
+            pair = factory.create(f"{{{ENTITIES_NS}}}KeyValueEntityOflongstring")
+            pair.Key, pair.Value = spec["Key"], spec["Value"]
+            values.append(pair)
+        pairs.KeyValueEntityOflongstring = values
+        kwargs["AccountCouponPairs"] = pairs
     if operation == "SearchCoupons":
         for key, array, item in (("Predicates", "ArrayOfPredicate", "Predicate"),
                                  ("Ordering", "ArrayOfOrderBy", "OrderBy")):
@@ -226,7 +243,33 @@ def read_result(operation: str, result: Any) -> dict[str, Any]:
         return {"redemption_date": typed(result)}
     if operation == "GetCouponInfo":
         return {"coupon_info": [typed(c) for c in items(result, "CouponInfoData")]}
+    if operation in ("DistributeCoupons", "ClaimFeatureAdoptionCoupons"):
+        partial = items(getattr(result, "PartialErrors", None), "ArrayOfOperationError")
+        out = {"operation_errors": operation_errors(getattr(result, "OperationErrors", None)),
+               "partial_errors_lists": [operation_errors(p) for p in partial]}
+        if operation == "ClaimFeatureAdoptionCoupons":
+            out["claimed"] = [typed(kv) for kv in items(getattr(result, "ClaimedDateByAccountId", None),
+                                                       "KeyValueEntityOflongdateTime")]
+        return out
+    if operation == "CheckFeatureAdoptionCouponEligibility":
+        return {"eligible": [typed(v) for v in items(result, "long")]}
     return {"result": None if result is None else str(result)}
+
+
+def wire_partial_errors(reply: Any, operation: str) -> list[list[int]]:
+    """The error codes of each PartialErrors item as the SDK received them.  suds drops *leading* empty items
+    of an array when it builds objects (an empty ``ArrayOfOperationError`` before the first non-empty one
+    disappears), so index alignment is read from the reply suds kept (``last_received``)."""
+    response = reply.getChild("Envelope").getChild("Body").getChild(f"{operation}Response")
+    partial = response.getChild("PartialErrors")
+    return [[int(e.getChild("Code").getText()) for e in item.getChildren("OperationError")]
+            for item in (partial.getChildren("ArrayOfOperationError") if partial is not None else [])]
+
+
+def operation_errors(value: Any) -> list[dict[str, Any]]:
+    """An ArrayOfOperationError as the SDK gives it (an empty element is empty text or None)."""
+    return [{"Code": plain(e.Code), "Details": plain(e.Details), "Message": plain(e.Message)}
+            for e in items(value, "OperationError")]
 
 
 def sdk_call(base_url: str, call: dict[str, Any]) -> dict[str, Any]:
@@ -247,6 +290,8 @@ def sdk_call(base_url: str, call: dict[str, Any]) -> dict[str, Any]:
         try:
             result = getattr(service, operation)(**kwargs)
             out = {"outcome": "response", **read_result(operation, result)}
+            if operation in ("DistributeCoupons", "ClaimFeatureAdoptionCoupons"):
+                out["wire_partial_errors"] = wire_partial_errors(service._soap_client.last_received(), operation)
         except WebFault as ex:
             out = {"outcome": "fault", **read_fault(ex)}
         out["header_tracking_id"] = plain(service.get_response_header().get("TrackingId"))

@@ -7,10 +7,19 @@ every attempt until ``sink.clear(addr)``.  ``sink.mute`` makes new connections g
 relay that does not answer), and ``delay`` slows the reply to every DATA (per connection, so parallel
 connections overlap).
 
+Relay-wide faults (``sink.refuse(fault)`` until ``sink.refuse(None)``): the relay refuses every session
+or sender, as a misconfigured relay (or couponsvc's settings) would: ``greeting(554)`` (the 220 banner
+replaced by a refusal, then the connection closed), ``ehlo(550)`` (EHLO and HELO refused), ``auth(535)``
+(the credentials refused: the sink then needs ``auth=(user, password)``, which makes it require AUTH),
+``mail(553)`` (MAIL FROM refused).  ``text`` overrides the reply text (e.g. one echoing the credentials).
+
 Faults:
 - ``rcpt(code, delay=0)``: reply ``code`` to RCPT TO, ``delay`` seconds late (451: try later, 550: unknown,
   250: accepted, only slowly);
-- ``data(code)``: take the message, then reply ``code`` to the end of DATA (not recorded as accepted);
+- ``data(code, status=None, text=None)``: take the message, then reply ``code`` to the end of DATA (not
+  recorded as accepted), with enhanced status ``status`` (default 5.7.1 "message refused" for 5xx, 4.3.0
+  for 4xx: the message, not the mailbox); ``data_for_recipient(code, status="5.1.1")`` answers for that
+  recipient as an LMTP server does after DATA (``550 5.1.1 <addr>: recipient mailbox unavailable``);
 - ``drop_mid_data()``: after ``354``, read a few lines of the message and close the connection;
 - ``drop_after_data()``: read the whole message, record it as accepted (a real relay may already have
   queued it), then close the connection without replying: the sender cannot know, and may send it again.
@@ -31,24 +40,52 @@ from functools import cached_property
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.support.server import free_port
+
+SESSION_FAULTS = ("greeting", "ehlo", "auth", "mail")
 
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    kind: str  # rcpt | data | drop_mid_data | drop_after_data
+    kind: str  # rcpt | data | drop_mid_data | drop_after_data | greeting | ehlo | auth | mail
     code: int = 0
     delay: float = 0.0  # rcpt: wait this long before replying
+    text: str | None = None  # the reply after the code (its enhanced status included); None: a default
 
     @staticmethod
     def rcpt(code: int, delay: float = 0.0) -> Fault:
         return Fault("rcpt", code, delay)
 
     @staticmethod
-    def data(code: int) -> Fault:
-        return Fault("data", code)
+    def data(code: int, status: str | None = None, text: str | None = None) -> Fault:
+        status = status or ("4.3.0" if code < 500 else "5.7.1")
+        return Fault("data", code, text=f"{status} {text or 'message refused'}")
+
+    @staticmethod
+    def data_for_recipient(code: int = 550, status: str = "5.1.1") -> Fault:
+        """The recipient's own reply after DATA, as LMTP gives one per recipient ({rcpt} is filled in)."""
+        return Fault("data", code, text=f"{status} <{{rcpt}}>: recipient mailbox unavailable")
+
+    @staticmethod
+    def greeting(code: int = 554, text: str | None = None) -> Fault:
+        return Fault("greeting", code, text=text or "5.3.2 no SMTP service here")
+
+    @staticmethod
+    def ehlo(code: int = 550, text: str | None = None) -> Fault:
+        return Fault("ehlo", code, text=text or "5.7.1 your host is not welcome here")
+
+    @staticmethod
+    def auth(code: int = 535, text: str | None = None) -> Fault:
+        return Fault("auth", code, text=text or "5.7.8 Authentication credentials invalid")
+
+    @staticmethod
+    def mail(code: int = 553, text: str | None = None) -> Fault:
+        return Fault("mail", code, text=text or "5.7.1 sender address rejected: not owned by user")
+
+    def reply(self, recipient: str = "") -> str:
+        return f"{self.code} {(self.text or '').replace('{rcpt}', recipient)}".rstrip()
 
     @staticmethod
     def drop_mid_data() -> Fault:
@@ -89,6 +126,7 @@ class Received:
 @dataclass
 class Event:
     kind: str  # holding_rcpt | refused_rcpt | refused_data | dropped_mid_data | dropped_after_data | muted
+    #            | refused_greeting | refused_ehlo | refused_helo | refused_auth | refused_mail
     recipient: str | None
     code: int | None = None
     at: float = field(default_factory=time.monotonic)
@@ -99,10 +137,13 @@ def _key(address: str) -> str:
 
 
 class SmtpSink:
-    def __init__(self, port: int | None = None, *, delay: float = 0.0) -> None:
+    def __init__(self, port: int | None = None, *, delay: float = 0.0, auth: tuple[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.delay = delay
         self.mute = False
+        self.auth = auth  # (user, password) the relay requires, over AUTH PLAIN/LOGIN
+        self.session_fault: Fault | None = None
+        self.logins: list[tuple[str, bool]] = []  # (user, accepted) per AUTH
         self.received: list[Received] = []
         self.events: list[Event] = []
         self.connections = 0
@@ -129,12 +170,34 @@ class SmtpSink:
             def factory(self) -> SMTP:
                 return _SinkSMTP(sink, self.handler, **self.SMTP_kwargs)
 
-        muted, self.mute = self.mute, False  # the controller's own readiness probe needs a greeting
-        controller = _Controller(_Handler(self), hostname="127.0.0.1", port=self.port, ready_timeout=10)
+        # the controller's own readiness probe needs a greeting
+        muted, self.mute = self.mute, False
+        fault, self.session_fault = self.session_fault, None
+        kwargs: dict[str, Any] = {}
+        if self.auth is not None:
+            # AUTH over plain TCP (loopback); required by handle_MAIL (aiosmtpd's auth_required warns without TLS)
+            kwargs = {"authenticator": self._authenticate, "auth_require_tls": False}
+        controller = _Controller(_Handler(self), hostname="127.0.0.1", port=self.port, ready_timeout=10, **kwargs)
         controller.start()
         self._controller = controller
-        self.mute = muted
+        self.mute, self.session_fault = muted, fault
         return self
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        login = password = ""
+        if isinstance(auth_data, LoginPassword):
+            login, password = auth_data.login.decode(), auth_data.password.decode()
+        fault = self._session_fault("auth")
+        ok = fault is None and (login, password) == self.auth
+        with self._lock:
+            self.logins.append((login, ok))
+        if ok:
+            return AuthResult(success=True)
+        if fault is None:
+            return AuthResult(success=False, handled=False)
+        self._record(Event("refused_auth", None, fault.code))
+        return AuthResult(success=False, handled=False, message=fault.reply())
 
     def stop(self) -> None:
         """Stop listening and close every open connection (the clients see them dropped)."""
@@ -160,6 +223,17 @@ class SmtpSink:
         self.stop()
 
     # --- fault planning -------------------------------------------------------------------------
+    def refuse(self, fault: Fault | None) -> None:
+        """From now on the relay refuses every session or sender at ``fault``'s stage; None: it is fixed."""
+        assert fault is None or fault.kind in SESSION_FAULTS, fault
+        with self._lock:
+            self.session_fault = fault
+
+    def _session_fault(self, stage: str) -> Fault | None:
+        with self._lock:
+            fault = self.session_fault
+        return fault if fault is not None and fault.kind == stage else None
+
     def plan(self, recipient: str, *faults: Fault) -> None:
         """The next attempts to ``recipient`` meet these faults, one per attempt; later ones are accepted."""
         with self._lock:
@@ -245,6 +319,18 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if self.sink.auth is not None and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        fault = self.sink._session_fault("mail")
+        if fault is not None:
+            self.sink._record(Event("refused_mail", None, fault.code))
+            return fault.reply()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(server, _SinkSMTP)
         fault = server.data_fault
@@ -254,7 +340,7 @@ class _Handler:
                             time.monotonic(), server.number)
         if fault is not None and fault.kind == "data":
             self.sink._record(Event("refused_data", envelope.rcpt_tos[0], fault.code))
-            return f"{fault.code} {'4.3.0' if fault.code < 500 else '5.7.1'} message refused"
+            return fault.reply(envelope.rcpt_tos[0])
         self.sink._record(received)
         return "250 OK: queued"
 
@@ -284,7 +370,30 @@ class _SinkSMTP(SMTP):
             self.sink._record(Event("muted", None))
             await asyncio.sleep(3600)  # no greeting; cancelled when the client gives up and closes
             return
+        fault = self.sink._session_fault("greeting")
+        if fault is not None:  # the banner is a refusal; then the relay hangs up
+            self.sink._record(Event("refused_greeting", None, fault.code))
+            await self.push(fault.reply())
+            assert self.transport is not None
+            self.transport.close()
+            return
         await super()._handle_client()
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        fault = self.sink._session_fault("ehlo")
+        if fault is not None:
+            self.sink._record(Event("refused_ehlo", None, fault.code))
+            await self.push(fault.reply())
+            return
+        await super().smtp_EHLO(hostname)
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        fault = self.sink._session_fault("ehlo")
+        if fault is not None:
+            self.sink._record(Event("refused_helo", None, fault.code))
+            await self.push(fault.reply())
+            return
+        await super().smtp_HELO(hostname)
 
     async def smtp_DATA(self, arg: str) -> None:
         assert self.envelope is not None

@@ -67,11 +67,13 @@ def account_owner(conn: Connection, account_id: int) -> int | None:
     return conn.scalar(select(t.accounts.c.customer_id).where(t.accounts.c.id == account_id))
 
 
-def upsert_account(conn: Connection, account_id: int, customer_id: int, number: str, currency: str) -> None:
+def upsert_account(conn: Connection, account_id: int, customer_id: int, number: str, currency: str,
+                   email: str | None = None) -> None:
     stmt = _upsert_insert(conn, t.accounts).values(
-        id=account_id, customer_id=customer_id, number=number, currency_code=currency
+        id=account_id, customer_id=customer_id, number=number, currency_code=currency, email=email
     )
-    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"number": number, "currency_code": currency}))
+    conn.execute(stmt.on_conflict_do_update(index_elements=["id"],
+                                            set_={"number": number, "currency_code": currency, "email": email}))
 
 
 def find_class_id(conn: Connection, customer_id: int, name_key: str) -> int | None:

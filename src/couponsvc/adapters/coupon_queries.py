@@ -13,6 +13,7 @@ from couponsvc.adapters import schema as t
 from couponsvc.domain.coupons import (
     STATUS_ACTIVE,
     STATUS_EXPIRED,
+    ClaimView,
     CouponInfo,
     CouponView,
     RedeemableCoupon,
@@ -114,7 +115,7 @@ def search(conn: Connection, customer_ids: Iterable[int], query: SearchQuery) ->
         select(c.id, k.customer_id, c.code, k.name, k.coupon_type, k.amount, k.spend_threshold, k.currency_code,
                k.percent_off, k.active_duration, k.expiration_date, c.expires_at, k.start_date, k.end_date,
                c.send_to_email, c.send_to_date, c.state, c.redeemed_account_id, a.number.label("account_number"),
-               c.redemption_date, c.usable_until, c.balance)
+               c.redemption_date, c.usable_until, c.balance, c.claim_date, c.distributed_account_id)
         .select_from(page.join(t.coupons, c.id == page.c.id)
                      .join(t.coupon_classes, k.id == c.class_id)
                      .outerjoin(t.accounts, a.id == c.redeemed_account_id))
@@ -137,6 +138,9 @@ def search(conn: Connection, customer_ids: Iterable[int], query: SearchQuery) ->
             expiration_date=effective_expiration(r.expiration_date, r.expires_at), start_date=r.start_date,
             end_date=r.end_date, send_to_email=r.send_to_email, send_to_date=r.send_to_date,
             is_redeemed=r.state == "redeemed", redemption=redemption,
+            claim=None if r.claim_date is None or redemption is None
+            else ClaimView(r.redeemed_account_id, r.account_number, r.claim_date),
+            state=r.state, distributed_account_id=r.distributed_account_id,
         ))
     return out
 
@@ -170,7 +174,7 @@ def mark_redeemed(conn: Connection, coupon_id: int, account_id: int, now: dateti
                   balance: float | None) -> bool:
     """False when another call redeemed it first (the state check makes the race safe)."""
     result = conn.execute(
-        update(t.coupons).where(c.id == coupon_id, c.state != "redeemed").values(
+        update(t.coupons).where(c.id == coupon_id, c.state.not_in(["redeemed", "distributed"])).values(
             state="redeemed", redeemed_account_id=account_id, redemption_date=now, usable_until=until,
             balance=balance)
     )
@@ -180,7 +184,8 @@ def mark_redeemed(conn: Connection, coupon_id: int, account_id: int, now: dateti
 def coupon_info(conn: Connection, customer_id: int, now: datetime) -> list[CouponInfo]:
     rows = conn.execute(
         select(c.id, c.redeemed_account_id, c.redemption_date, c.usable_until, c.balance, k.percent_off,
-               k.amount, k.active_duration, k.spend_threshold, k.start_date, k.end_date, k.currency_code)
+               k.amount, k.active_duration, k.spend_threshold, k.start_date, k.end_date, k.currency_code,
+               c.claim_date, k.feature_id)
         .join(t.coupon_classes, k.id == c.class_id).join(t.accounts, a.id == c.redeemed_account_id)
         .where(a.customer_id == customer_id, c.state == "redeemed")
         .order_by(c.redemption_date, c.id)
@@ -192,6 +197,7 @@ def coupon_info(conn: Connection, customer_id: int, now: datetime) -> list[Coupo
             redemption_date=r.redemption_date, expiration_date=r.usable_until, percent_off=r.percent_off,
             coupon_value=r.amount, active_duration=r.active_duration, spend_to_threshold=r.spend_threshold,
             start_date=r.start_date, end_date=r.end_date, balance=r.balance, currency_code=r.currency_code,
+            claim_date=r.claim_date, feature_id=r.feature_id if r.claim_date is not None else None,
         )
         for r in rows
     ]

@@ -37,6 +37,8 @@ class ClaimedMessage:
     active_duration: int | None
     redeem_by: datetime | None
     template: str | None
+    kind: str = "dispatch"  # or "distribution": a DistributeCoupons notification ("added to your account")
+    account_number: str | None = None  # distribution: the account that holds the coupon
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,11 @@ def _details(conn: Connection, ids: Sequence[int]) -> list[ClaimedMessage]:
     rows = conn.execute(
         select(o.id, o.coupon_id, o.dispatch_id, o.recipient, o.message_id, o.attempts, o.queued_at, o.created_at,
                c.code, c.expires_at, k.name, k.amount, k.currency_code, k.percent_off, k.spend_threshold,
-               k.active_duration, k.end_date, k.expiration_date, k.template)
+               k.active_duration, k.end_date, k.expiration_date, k.template, t.dispatches.c.kind,
+               t.accounts.c.number.label("account_number"))
         .join(t.coupons, c.id == o.coupon_id).join(t.coupon_classes, k.id == c.class_id)
+        .join(t.dispatches, t.dispatches.c.id == o.dispatch_id)
+        .outerjoin(t.accounts, t.accounts.c.id == c.distributed_account_id)
         .where(o.id.in_(bindparam("ids", expanding=True))).order_by(o.id),
         {"ids": list(ids)},
     )
@@ -68,7 +73,7 @@ def _details(conn: Connection, ids: Sequence[int]) -> list[ClaimedMessage]:
         out.append(ClaimedMessage(
             r.id, r.coupon_id, r.dispatch_id, r.recipient, r.message_id, r.attempts, r.queued_at, r.created_at,
             r.code, r.name, r.amount, r.currency_code, r.percent_off, r.spend_threshold, r.active_duration,
-            min(limits) if limits else None, r.template,
+            min(limits) if limits else None, r.template, r.kind, r.account_number,
         ))
     return out
 
@@ -124,48 +129,91 @@ def release(conn: Connection, worker: str, ids: Sequence[int], now: datetime) ->
         )
 
 
+def defer(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], now: datetime, delay: timedelta,
+          reason: str, policy: RetryPolicy) -> list[int]:
+    """Put back messages that were not tried because the relay refused the session or our sender: queued
+    again after ``delay`` without counting an attempt (the relay was not asked about them), except those
+    whose lifetime is over, which are given up like any other.  Returns the coupons given back."""
+    held = _held(conn, worker, [m.outbox_id for m in claimed])
+    later: list[dict[str, Any]] = []
+    expired: list[ClaimedMessage] = []
+    for m in claimed:
+        if m.outbox_id not in held:
+            continue
+        end = m.queued_at + policy.lifetime
+        if now >= end:
+            expired.append(m)
+        else:
+            later.append({"b_id": m.outbox_id, "b_next": min(now + delay, end),
+                          "b_error": f"not tried: {reason}"[:2000]})
+    if later:
+        conn.execute(update(t.outbox).where(_held_row(worker)).values(
+            status="queued", next_attempt_at=bindparam("b_next"), last_error=bindparam("b_error"),
+            lease_owner=None, lease_until=None), later)
+    if not expired:
+        return []
+    gave_up = [DeliveryResult(m.outbox_id, Outcome.TEMPORARY, None, f"not tried: {reason}") for m in expired]
+    return settle(conn, worker, expired, gave_up, now, policy, count=False).failed_coupons
+
+
+def _held(conn: Connection, worker: str, ids: Sequence[int]) -> set[int]:
+    """Which of ``ids`` ``worker`` still holds (locked on PostgreSQL until the end of the transaction)."""
+    if not ids:
+        return set()
+    query = select(o.id).where(o.id.in_(bindparam("ids", expanding=True)), o.lease_owner == worker,
+                               o.status == "sending")
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return set(conn.scalars(query, {"ids": list(ids)}))
+
+
+def _held_row(worker: str) -> Any:
+    """The condition of the batched updates below: row ``b_id``, still held by ``worker``."""
+    return and_(o.id == bindparam("b_id"), o.lease_owner == worker, o.status == "sending")
+
+
 def settle(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], results: Sequence[DeliveryResult],
-           now: datetime, policy: RetryPolicy) -> Settled:
+           now: datetime, policy: RetryPolicy, *, count: bool = True) -> Settled:
     """Record what happened to each message; refused and given-up coupons become available again.
 
-    Only messages ``worker`` still holds change: one whose lease lapsed may have been taken over, and even
-    sent, by another worker meanwhile, so a late failure here must neither mark it failed nor hand its
-    coupon back (the attempt still goes into the history).
+    TEMPORARY and RELAY results are retried with backoff (RELAY: the relay refused the session, the
+    sender or the transaction; never the address) until the lifetime is over.  Only messages ``worker``
+    still holds change: one whose lease lapsed may have been taken over, and even sent, by another worker
+    meanwhile, so a late failure here must neither mark it failed nor hand its coupon back (the attempt
+    still goes into the history).  ``count=False``: the results are no attempts (see ``defer``).
     """
     by_id = {m.outbox_id: m for m in claimed}
-    attempted = [r.outbox_id for r in results]
-    held_query = select(o.id).where(o.id.in_(bindparam("ids", expanding=True)), o.lease_owner == worker,
-                                    o.status == "sending")
-    if conn.dialect.name == "postgresql":
-        held_query = held_query.with_for_update()
-    still_held = set(conn.scalars(held_query, {"ids": attempted})) if attempted else set()
+    still_held = _held(conn, worker, [r.outbox_id for r in results])
     sent: list[dict[str, Any]] = []
     retry: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     for r in results:
         m = by_id[r.outbox_id]
-        attempts = m.attempts + 1
+        attempts = m.attempts + 1 if count else m.attempts
         outcome = r.outcome.value
         if m.outbox_id not in still_held:
             pass  # only the history records this attempt
         elif r.outcome is Outcome.SENT:
             sent.append({"b_id": m.outbox_id, "b_attempts": attempts})
-        elif r.outcome is Outcome.TEMPORARY:
-            at = policy.next_attempt(m.queued_at, attempts, now)
+        elif r.outcome is Outcome.TEMPORARY or r.outcome is Outcome.RELAY:
+            at = policy.next_attempt(m.queued_at, max(1, attempts), now)
             if at is None:
                 outcome = "gave_up"
                 failed.append({"b_id": m.outbox_id, "b_attempts": attempts, "b_error": f"gave up: {r.detail}",
                                "b_coupon": m.coupon_id, "b_dispatch": m.dispatch_id})
             else:
-                retry.append({"b_id": m.outbox_id, "b_attempts": attempts, "b_next": at, "b_error": r.detail})
+                retry.append({"b_id": m.outbox_id, "b_attempts": attempts, "b_next": at,
+                              "b_error": r.detail if r.smtp_code is None else f"{r.smtp_code} {r.detail}"})
         else:
             failed.append({"b_id": m.outbox_id, "b_attempts": attempts, "b_error": f"{r.smtp_code} {r.detail}",
                            "b_coupon": m.coupon_id, "b_dispatch": m.dispatch_id})
+        if not count and outcome != "gave_up":
+            continue
         history.append({"outbox_id": m.outbox_id, "attempted_at": now, "worker": worker, "outcome": outcome,
                         "smtp_code": r.smtp_code, "detail": r.detail[:2000]})
 
-    held = and_(o.id == bindparam("b_id"), o.lease_owner == worker, o.status == "sending")
+    held = _held_row(worker)
     done = 0
     if sent:
         done = conn.execute(update(t.outbox).where(held).values(
@@ -206,6 +254,7 @@ def status_counts(conn: Connection, now: datetime) -> dict[str, Any]:
 
 def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
     """Queue failed messages again whose coupon is still free; re-dispatch that coupon to the same address.
+    A failed DistributeCoupons notification is queued again as it is (its coupon is the account's).
 
     Returns (requeued, skipped): a message is skipped when its coupon went to someone else meanwhile, or
     its address has received another coupon of the class since.
@@ -232,9 +281,23 @@ def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
         conn.execute(insert(t.delivery_attempts).values(
             outbox_id=r.id, attempted_at=now, worker="cli", outcome="requeued", detail="couponsvc mail retry"))
         requeued += 1
+    # DistributeCoupons notifications: the coupon stays the account's whatever became of the mail, so a failed
+    # notification is simply queued again (it never took a coupon back to the pool).
+    d = t.dispatches.c
+    notes = list(conn.scalars(select(o.id).join(t.dispatches, d.id == o.dispatch_id)
+                              .where(o.status == "failed", d.kind == "distribution")))
+    if notes:
+        conn.execute(update(t.outbox).where(o.id.in_(bindparam("ids", expanding=True))).values(
+            status="queued", queued_at=now, next_attempt_at=now, attempts=0, lease_owner=None, lease_until=None),
+            {"ids": notes})
+        conn.execute(insert(t.delivery_attempts), [
+            {"outbox_id": i, "attempted_at": now, "worker": "cli", "outcome": "requeued",
+             "detail": "couponsvc mail retry"} for i in notes])
+        requeued += len(notes)
     skipped += conn.scalar(
         select(func.count()).select_from(t.outbox).join(t.coupons, c.id == o.coupon_id)
-        .where(o.status == "failed", c.state != "available")
+        .join(t.dispatches, d.id == o.dispatch_id)
+        .where(o.status == "failed", c.state != "available", d.kind != "distribution")
     ) or 0
     return requeued, skipped
 

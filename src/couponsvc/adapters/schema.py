@@ -4,7 +4,9 @@ Invariants the database enforces by itself, whatever the code does:
 - a coupon code exists once (``uq_coupons_code``);
 - one address holds at most one coupon of a class (``uq_coupons_class_email``: the address key is
   NULL while a coupon is available, and NULLs do not collide);
-- one outbox message per coupon and dispatch (``uq_outbox_coupon_dispatch``).
+- one outbox message per coupon and dispatch (``uq_outbox_coupon_dispatch``);
+- one account holds at most one distributed coupon of a class (``uq_coupons_class_account``: NULL while
+  the coupon was not distributed), and a ``distributed`` coupon always names its account.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ accounts = Table(
     Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False, index=True),
     Column("number", String(100), nullable=False),
     Column("currency_code", String(3), nullable=False),
+    Column("email", String(254)),  # where DistributeCoupons notifications go (optional)
 )
 
 coupon_classes = Table(
@@ -65,6 +68,7 @@ coupon_classes = Table(
     Column("end_date", DateTime),
     Column("expiration_date", DateTime),
     Column("template", Text),
+    Column("feature_id", Integer),  # a feature-adoption (FAC) class: DistributeCoupons leaves coupons `distributed`
     UniqueConstraint("customer_id", "name_key", name="uq_coupon_classes_customer_name"),
 )
 
@@ -86,9 +90,15 @@ coupons = Table(
     Column("usable_until", DateTime),
     Column("balance", Float),
     Column("created_at", DateTime, nullable=False),
+    Column("distributed_account_id", BigInteger, ForeignKey("accounts.id")),  # DistributeCoupons' account
+    Column("distributed_at", DateTime),
+    Column("claim_date", DateTime),  # ClaimFeatureAdoptionCoupons
     UniqueConstraint("code", name="uq_coupons_code"),
     UniqueConstraint("class_id", "send_to_email_key", name="uq_coupons_class_email"),
-    CheckConstraint("state in ('available', 'dispatched', 'redeemed')", name="ck_coupons_state"),
+    UniqueConstraint("class_id", "distributed_account_id", name="uq_coupons_class_account"),
+    CheckConstraint("state in ('available', 'dispatched', 'distributed', 'redeemed')", name="ck_coupons_state"),
+    CheckConstraint("state <> 'distributed' OR distributed_account_id IS NOT NULL",
+                    name="ck_coupons_distributed_has_account"),
     CheckConstraint(
         "state <> 'available' OR (send_to_email_key IS NULL AND redemption_date IS NULL)",
         name="ck_coupons_available_is_unsent",
@@ -98,6 +108,7 @@ Index("ix_coupons_class_state_id", coupons.c.class_id, coupons.c.state, coupons.
 Index("ix_coupons_class_id", coupons.c.class_id, coupons.c.id)  # a class's coupons in load order (search pages)
 Index("ix_coupons_email_key", coupons.c.send_to_email_key)  # SearchCoupons by SendToEmail, across classes
 Index("ix_coupons_redeemed_account", coupons.c.redeemed_account_id)  # GetCouponInfo
+Index("ix_coupons_distributed_account", coupons.c.distributed_account_id)  # feature-adoption eligibility
 
 dispatches = Table(
     "dispatches",
@@ -110,6 +121,8 @@ dispatches = Table(
     Column("requested", Integer, nullable=False),
     Column("allocated", Integer, nullable=False),
     Column("created_at", DateTime, nullable=False),
+    # 'dispatch' (DispatchCoupons) or 'distribution' (DistributeCoupons: its notifications use the outbox too)
+    Column("kind", String(16), nullable=False, server_default="dispatch"),
 )
 
 outbox = Table(
@@ -180,7 +193,40 @@ delivery_attempts = Table(
     Column("outbox_id", Id, ForeignKey("outbox.id"), nullable=False, index=True),
     Column("attempted_at", DateTime, nullable=False),
     Column("worker", String(100), nullable=False),
-    Column("outcome", String(16), nullable=False),  # sent | temporary | permanent | gave_up | requeued
+    Column("outcome", String(16), nullable=False),  # sent | temporary | relay | permanent | gave_up | requeued
     Column("smtp_code", Integer),
     Column("detail", Text),
+)
+
+# Throttling (COUPONSVC_THROTTLE_*): one row per admitted call (or 3006 answer) per bucket, e.g. ``user:42``;
+# ``at`` is Unix time in seconds.  Rows older than their window are deleted when the bucket is next checked.
+throttle_events = Table(
+    "throttle_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("bucket", String(100), nullable=False),
+    Column("at", Float, nullable=False),
+)
+Index("ix_throttle_events_bucket_at", throttle_events.c.bucket, throttle_events.c.at)
+# Per bucket, how many of its rows are inside the window: the row's lock serialises the bucket's callers,
+# and the count spares scanning the window on every call (it is recounted whenever it says "full").
+throttle_buckets = Table(
+    "throttle_buckets",
+    metadata,
+    Column("bucket", String(100), primary_key=True),
+    Column("inside", Integer, nullable=False),
+)
+
+# The mail relay as the delivery processes last saw it (one row per relay, written on a change of state or
+# at most about once a second per process): what every server's /health reports.
+relay_state = Table(
+    "relay_state",
+    metadata,
+    Column("relay", String(255), primary_key=True),  # smtp://host:port or maildir://PATH, never credentials
+    Column("state", String(16), nullable=False),  # ok | failing
+    Column("last_code", Integer),
+    Column("last_reply", Text),
+    Column("since", DateTime, nullable=False),  # when the relay entered this state
+    Column("updated_at", DateTime, nullable=False),  # when this row was last written
+    CheckConstraint("state in ('ok', 'failing')", name="ck_relay_state_state"),
 )

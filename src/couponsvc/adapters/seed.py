@@ -43,7 +43,8 @@ class ClassSeed:
 class CustomerSeed:
     id: int
     name: str
-    accounts: list[tuple[str, int, str, str]] = field(default_factory=list)  # (key, id, number, currency)
+    # (key, id, number, currency, notification email)
+    accounts: list[tuple[str, int, str, str, str | None]] = field(default_factory=list)
     classes: list[ClassSeed] = field(default_factory=list)
 
 
@@ -146,6 +147,22 @@ class _Reader:
             raise self.fail(key, str(exc)) from None
         return value
 
+    def email(self, value: Any, key: str) -> str | None:
+        if value is None:
+            return None
+        from couponsvc.domain.emails import is_valid_address, trim
+
+        if not isinstance(value, str) or not is_valid_address(trim(value)):
+            raise self.fail(key, "must be a valid email address or null")
+        return trim(value)
+
+    def feature_id(self, value: Any, key: str) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 2**31 - 1:
+            raise self.fail(key, "must be a positive whole number (an int: at most 2147483647) or null")
+        return value
+
     def currency(self, value: Any, key: str, *, optional: bool = False) -> str | None:
         if value is None and optional:
             return None
@@ -155,7 +172,8 @@ class _Reader:
 
 
 _CLASS_KEYS = ("coupon_type", "amount", "currency_code", "spend_threshold", "percent_off", "active_duration",
-               "start_date", "end_date", "expiration_date", "codes", "generate", "code_pattern", "template")
+               "start_date", "end_date", "expiration_date", "codes", "generate", "code_pattern", "template",
+               "feature_id")
 
 
 def parse_seed(document: Any, source: str) -> Seed:
@@ -183,14 +201,15 @@ def parse_seed(document: Any, source: str) -> Seed:
         seen_customers[customer.id] = key
         for j, acc in enumerate(r.list(d.get("accounts"), f"{key}.accounts")):
             akey = f"{key}.accounts[{j}]"
-            a = r.obj(acc, akey, ("id",), ("number", "currency_code"))
+            a = r.obj(acc, akey, ("id",), ("number", "currency_code", "email"))
             account_id = r.id(a["id"], f"{akey}.id")
             if account_id in seen_accounts:
                 raise r.fail(f"{akey}.id", f"account {account_id} is already defined at {seen_accounts[account_id]}")
             seen_accounts[account_id] = akey
             number = r.text(a.get("number"), f"{akey}.number", max_len=100, optional=True) or f"A{account_id}"
             currency = r.currency(a.get("currency_code", "USD"), f"{akey}.currency_code")
-            customer.accounts.append((akey, account_id, number, str(currency)))
+            email = r.email(a.get("email"), f"{akey}.email")
+            customer.accounts.append((akey, account_id, number, str(currency), email))
         class_keys: dict[str, str] = {}
         for j, cls in enumerate(r.list(d.get("coupon_classes"), f"{key}.coupon_classes")):
             ckey = f"{key}.coupon_classes[{j}]"
@@ -237,6 +256,7 @@ def _parse_class(r: _Reader, cls: Any, ckey: str, class_keys: dict[str, str],
         "end_date": r.date(c.get("end_date"), f"{ckey}.end_date"),
         "expiration_date": r.date(c.get("expiration_date"), f"{ckey}.expiration_date"),
         "template": r.template(c.get("template"), f"{ckey}.template"),
+        "feature_id": r.feature_id(c.get("feature_id"), f"{ckey}.feature_id"),
     }
     if values["amount"] is not None and values["currency_code"] is None:
         raise r.fail(f"{ckey}.currency_code", "is required when amount is given")
@@ -299,11 +319,11 @@ def apply_seed(conn: Connection, seed: Seed, now: datetime, source: str) -> Seed
     for customer in seed.customers:
         admin.upsert_customer(conn, customer.id, customer.name)
         report.customers += 1
-        for akey, account_id, number, currency in customer.accounts:
+        for akey, account_id, number, currency, email in customer.accounts:
             owner = admin.account_owner(conn, account_id)
             if owner is not None and owner != customer.id:
                 raise SeedError(f"{source}: {akey}.id: account {account_id} belongs to customer {owner}")
-            admin.upsert_account(conn, account_id, customer.id, number, currency)
+            admin.upsert_account(conn, account_id, customer.id, number, currency, email)
         for cls in customer.classes:
             class_id = admin.upsert_class(conn, customer.id, class_name_key(cls.name), cls.values)
             report.classes += 1

@@ -21,6 +21,15 @@ class RedemptionView:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimView:
+    """A claimed feature-adoption coupon: SearchCoupons' ClaimInfo."""
+
+    account_id: int
+    account_number: str
+    claim_date: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CouponView:
     id: int
     customer_id: int
@@ -39,6 +48,9 @@ class CouponView:
     send_to_date: datetime | None
     is_redeemed: bool
     redemption: RedemptionView | None
+    claim: ClaimView | None = None
+    state: str = ""  # available | dispatched | distributed | redeemed (operator views)
+    distributed_account_id: int | None = None  # DistributeCoupons' account
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +70,8 @@ class CouponInfo:
     end_date: datetime | None
     balance: float | None
     currency_code: str | None
+    claim_date: datetime | None = None  # claimed feature-adoption coupons
+    feature_id: int | None = None
 
 
 #: CouponInfoData.Status: the schema gives no list, so couponsvc uses these two values
@@ -88,6 +102,8 @@ def redemption_refusal(coupon: RedeemableCoupon, account_currency: str, now: dat
     errors are checked), or None."""
     if coupon.state == "redeemed":
         return Err.COUPON_ALREADY_REDEEMED
+    if coupon.state == "distributed":  # a feature-adoption coupon of some account: only its claim redeems it
+        return Err.COUPON_CODE_NOT_FOUND
     for limit in (coupon.expires_at, coupon.expiration_date, coupon.end_date):
         if limit is not None and now > limit:
             return Err.COUPON_EXPIRED

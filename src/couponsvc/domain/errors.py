@@ -18,6 +18,7 @@ class FaultKind(enum.Enum):
     AD_API = "AdApiFaultDetail"  # credentials, authorization, throttling, internal errors
     API = "ApiFault"  # invalid requests and whole-call business refusals
     BATCH = "BatchError"  # one item of a batch (PartialErrors)
+    OPERATION = "OperationError"  # one account's refusal in PartialErrors of the feature-adoption operations
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +56,11 @@ class Err(enum.IntEnum):
     COUPON_NOT_YET_ACTIVE = 3009
     COUPON_CURRENCY_MISMATCH = 3010
     COUPON_CLASS_EXPIRED = 3011
+    COUPON_ALREADY_DISTRIBUTED_TO_ACCOUNT = 3012
+    # 3013 is reserved (SPEC 5.1): never answered; see docs/error-catalogue.md
 
 
-_AD, _API, _BATCH = FaultKind.AD_API, FaultKind.API, FaultKind.BATCH
+_AD, _API, _BATCH, _OP = FaultKind.AD_API, FaultKind.API, FaultKind.BATCH, FaultKind.OPERATION
 
 CATALOGUE: dict[Err, ErrorDef] = {
     Err(d.code): d
@@ -95,6 +98,8 @@ CATALOGUE: dict[Err, ErrorDef] = {
         ErrorDef(3010, "CouponCurrencyMismatch", _API, 400,
                  "The account currency differs from the coupon currency."),
         ErrorDef(3011, "CouponClassExpired", _API, 400, "The coupon class has expired."),
+        ErrorDef(3012, "CouponAlreadyDistributedToAccount", _OP, None,
+                 "The account already holds a coupon of this class."),
     )
 }
 
@@ -115,7 +120,7 @@ class ServiceFault(CouponSvcError):
 
     def __init__(self, code: Err, details: str | None = None, *, retry_after: int | None = None) -> None:
         self.error = lookup(code)
-        if self.error.kind is FaultKind.BATCH:
+        if self.error.kind in (FaultKind.BATCH, FaultKind.OPERATION):
             raise ValueError(f"{code!r} is a per-item error, not a fault")
         self.details = details
         self.retry_after = retry_after
@@ -144,6 +149,22 @@ class BatchError:
         return cls(d.code, d.error_code, d.message, index, details)
 
 
+@dataclass(frozen=True, slots=True)
+class OperationError:
+    """One refusal of one item in the PartialErrors of DistributeCoupons / ClaimFeatureAdoptionCoupons: any
+    catalogue error but the credential ones (e.g. 208, 3002, 3012), as an exc:OperationError."""
+
+    code: int
+    message: str
+    details: str | None = None
+
+    @classmethod
+    def of(cls, code: Err, details: str | None = None) -> OperationError:
+        d = lookup(code)
+        assert d.kind is not FaultKind.AD_API
+        return cls(d.code, d.message, details)
+
+
 class ConfigurationError(CouponSvcError):
     """A bad setting, seed file or CSV: the message names the key, file or line at fault."""
 
@@ -158,7 +179,8 @@ class DeadlineExceeded(CouponSvcError):
 
 def catalogue_markdown() -> str:
     """The catalogue as the Markdown table in docs/error-catalogue.md (a test keeps the two equal)."""
-    where = {FaultKind.AD_API: "AdApiFaultDetail", FaultKind.API: "ApiFault", FaultKind.BATCH: "BatchError"}
+    where = {FaultKind.AD_API: "AdApiFaultDetail", FaultKind.API: "ApiFault", FaultKind.BATCH: "BatchError",
+             FaultKind.OPERATION: "OperationError (PartialErrors)"}
     lines = [
         "| Code | ErrorCode | Where | HTTP (REST) | Message |",
         "|---|---|---|---|---|",

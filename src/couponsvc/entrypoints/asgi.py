@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,24 +24,35 @@ from couponsvc.entrypoints.rest.handler import fault_response, rest_endpoint
 from couponsvc.entrypoints.soap.handler import soap_endpoint
 from couponsvc.entrypoints.soap.wsdl import wsdl_endpoint
 from couponsvc.service_layer.delivery import worker_name
+from couponsvc.service_layer.health import outbox_backlog
+from couponsvc.service_layer.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from couponsvc.service_layer.metrics import Scrape
 
 SOAP_PATH = "/Api/Billing/v13/CustomerBillingService.svc"
 REST_METHODS = ["POST", "PUT"]
+SHUTDOWN_BOUND = 10.0  # seconds the in-process worker may take to stop (normally the transport's stop grace)
 
 
 async def health(request: Request) -> Response:
     container: Container = request.app.state.container
 
-    def probe() -> str | None:
+    def probe() -> tuple[str | None, dict[str, Any], dict[str, Any]]:
         with container.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return current_revision(container.engine)
+        return (current_revision(container.engine), outbox_backlog(container.uow, container.clock),
+                container.relay_status().as_json())
 
     try:
-        revision = await run_in_threadpool(probe)
+        revision, backlog, relay = await run_in_threadpool(probe)
     except Exception as exc:  # the database is down: not ready
         return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok", "schema": revision})
+    return JSONResponse({"status": "ok", "database": "ok", "schema": revision, "outbox": backlog, "relay": relay})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text format: this process's counters, then the database gauges (COUPONSVC_METRICS=false: 404)."""
+    scrape: Scrape = request.app.state.scrape
+    return Response(await run_in_threadpool(scrape.render), media_type=METRICS_CONTENT_TYPE)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -60,9 +72,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        stop.set()
+        stop.set()  # the worker starts no new send; one in flight gets a short grace, the rest is released
         if task is not None:
-            await task
+            try:
+                await asyncio.wait_for(task, SHUTDOWN_BOUND)
+            except TimeoutError:
+                logging.getLogger(__name__).error("delivery worker did not stop within %s s", SHUTDOWN_BOUND)
         await container.transport.aclose()
 
 
@@ -73,7 +88,10 @@ def create_app(container: Container) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/CustomerBilling/v13/{path:path}", rest_endpoint, methods=REST_METHODS),
     ]
+    if container.settings.metrics:
+        routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     handlers: dict[Any, Any] = {HTTPException: _http_error}
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.container = container
+    app.state.scrape = Scrape(container.uow, container.clock, container.settings.metrics_cache)
     return app

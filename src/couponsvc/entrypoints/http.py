@@ -16,6 +16,8 @@ from starlette.responses import Response
 
 from couponsvc.domain.deadlines import current_deadline
 from couponsvc.domain.errors import DeadlineExceeded, Err, ServiceFault
+from couponsvc.entrypoints.operations import OPERATIONS
+from couponsvc.service_layer.metrics import record_call
 
 T = TypeVar("T")
 #: bodies up to this size are parsed on the event loop (a thread hop costs more); larger ones in a thread
@@ -55,10 +57,15 @@ class CallLog:
 
     def done(self, status: int, code: int | None = None) -> None:
         db = "" if self.transaction_ms is None else f" wait_ms={self.wait_ms:.1f} txn_ms={self.transaction_ms:.1f}"
+        seconds = time.perf_counter() - self.started
+        operation = self.operation if self.operation in OPERATIONS else "unknown"  # bounded metric labels
+        record_call(self.protocol, operation, status, code, seconds)
         access_log.info(
             "tracking_id=%s protocol=%s operation=%s status=%d error=%s ms=%.1f%s",
             self.tracking_id, self.protocol, self.operation, status,
-            "-" if code is None else code, (time.perf_counter() - self.started) * 1000, db,
+            "-" if code is None else code, seconds * 1000, db,
+            extra={"tracking_id": self.tracking_id, "protocol": self.protocol, "operation": self.operation,
+                   "status": status, "error_code": code, "duration": round(seconds * 1000, 1)},
         )
 
 

@@ -112,4 +112,5 @@ def run_server(app: Any, settings: Settings, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on",
                 timeout_graceful_shutdown=10, http=guarded_protocol(settings),
                 timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]
-                backlog=min(2048, settings.max_connections * 2))
+                backlog=min(2048, settings.max_connections * 2),
+                log_config=None)  # our log format (couponsvc.logformat), not uvicorn's

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from couponsvc.domain.coupons import CouponInfo, CouponView, RedemptionView
+from couponsvc.domain.coupons import ClaimView, CouponInfo, CouponView, RedemptionView
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,18 @@ def redemption_fields(r: RedemptionView) -> list[W]:
     ]
 
 
+def claim_fields(c: ClaimView) -> list[W]:
+    return [
+        W("AccountId", "long", c.account_id, False),
+        W("AccountNumber", "string", c.account_number),
+        W("ClaimDate", "dateTime", c.claim_date, False),
+    ]
+
+
 def coupon_fields(v: CouponView) -> list[W]:
+    """ClaimInfo only where the view has one (SearchCoupons keeps it only when ReturnAdditionalFields asks
+    for CouponClaimInfo): a null ClaimInfo is left out, as the vendor's EmitDefaultValue=false says."""
+    claim = None if v.claim is None else claim_fields(v.claim)
     return [
         W("CouponCode", "string", v.code),
         W("ClassName", "string", v.class_name),
@@ -61,6 +72,7 @@ def coupon_fields(v: CouponView) -> list[W]:
         W("SendToDate", "dateTime", v.send_to_date),
         W("IsRedeemed", "bool", v.is_redeemed, False),
         W("RedemptionInfo", "object", None if v.redemption is None else redemption_fields(v.redemption)),
+        *([W("ClaimInfo", "object", claim, False)] if claim is not None else []),
     ]
 
 
@@ -68,7 +80,7 @@ def coupon_info_fields(i: CouponInfo) -> list[W]:
     return [
         W("AccountId", "int", i.account_id, False),
         W("CouponId", "int", i.coupon_id),
-        W("ClaimDate", "dateTime", None),
+        W("ClaimDate", "dateTime", i.claim_date),
         W("Status", "int", i.status),
         W("RedemptionDate", "dateTime", i.redemption_date),
         W("ExpirationDate", "dateTime", i.expiration_date),
@@ -81,7 +93,7 @@ def coupon_info_fields(i: CouponInfo) -> list[W]:
         W("EndDate", "dateTime", i.end_date),
         W("Balance", "decimal", i.balance),
         W("CurrencyCode", "string", i.currency_code),
-        W("FeatureId", "int", None),
+        W("FeatureId", "int", i.feature_id),
         W("CouponType", "int", None),
     ]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from couponsvc.adapters import coupon_queries as q
@@ -30,6 +30,8 @@ class SearchCouponsRequest:
     predicates: Sequence[RawPredicate | None] | None
     ordering: Sequence[RawOrderBy | None] | None
     page_info: RawPaging | None
+    #: the schema's AccountAdditionalField list ("CouponClaimInfo", ...), space- or comma-separated
+    return_additional_fields: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +51,26 @@ def search_coupons(uow: UnitOfWork, principal: Principal, request: SearchCoupons
     if request is None:
         raise ServiceFault(Err.NULL_REQUEST)
     query = parse_query(request.predicates, request.ordering, request.page_info)
+    claim_info = "CouponClaimInfo" in additional_fields(request.return_additional_fields)
     with uow.read() as store:
-        return q.search(store.conn, principal.customer_ids, query)
+        found = q.search(store.conn, principal.customer_ids, query)
+    return found if claim_info else [replace(v, claim=None) for v in found]
+
+
+#: the values of the schema's AccountAdditionalField (a flags list); only CouponClaimInfo changes coupons
+ADDITIONAL_FIELDS = ("None", "TaxCertificate", "AccountMode", "CouponClaimInfo", "ParentCustomerNumber")
+
+
+def additional_fields(raw: str | None) -> set[str]:
+    """ReturnAdditionalFields: an xs:list (SOAP: space-separated) or the REST SDK's comma-separated names;
+    201 naming an unknown one."""
+    names = set((raw or "").replace(",", " ").split())
+    unknown = sorted(names - set(ADDITIONAL_FIELDS))
+    if unknown:
+        raise ServiceFault(Err.API_INPUT_VALIDATION_ERROR,
+                           f"ReturnAdditionalFields: unknown value {printable(unknown[0], 60)!r}; "
+                           f"expected {', '.join(ADDITIONAL_FIELDS)}")
+    return names
 
 
 def _positive_id(raw: RawLong, field: str) -> int:

@@ -34,6 +34,8 @@ from couponsvc.domain.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "coupon.j2"
+DISTRIBUTION_TEMPLATE = "distribution.j2"  # DistributeCoupons notifications: a coupon added to an account
+_BUILT_IN = (DEFAULT_TEMPLATE, DISTRIBUTION_TEMPLATE)
 _CHECK_CODE = "CHECK-7Q3Z-CODE"  # what check_template renders; it must show up in the text and HTML parts
 
 
@@ -49,6 +51,7 @@ class CouponFacts:
     spend_threshold: float | None
     active_duration: int | None
     redeem_by: datetime | None  # the earlier of the class EndDate/ExpirationDate and the code's own expiry
+    account_number: str | None = None  # a distribution's account
 
     def context(self) -> dict[str, Any]:
         if self.percent_off is not None:
@@ -63,14 +66,15 @@ class CouponFacts:
             "code": self.code, "class_name": self.class_name, "value": value, "threshold": threshold,
             "active_days": self.active_duration or 0,
             "redeem_by": self.redeem_by.strftime("%d %B %Y, %H:%M UTC") if self.redeem_by else "",
+            "account_number": self.account_number or "",
         }
 
 
 class _Loader(BaseLoader):
     def get_source(self, environment: Any, template: str) -> tuple[str, str | None, Any]:
-        if template != DEFAULT_TEMPLATE:
+        if template not in _BUILT_IN:
             raise TemplateNotFound(template)
-        source = resources.files(__package__).joinpath("templates", DEFAULT_TEMPLATE).read_text("utf-8")
+        source = resources.files(__package__).joinpath("templates", template).read_text("utf-8")
         return source, None, lambda: True
 
 
@@ -101,11 +105,11 @@ class _Compiled:
 
 
 @lru_cache(maxsize=256)
-def _compiled(class_template: str | None) -> _Compiled:
+def _compiled(class_template: str | None, base: str = DEFAULT_TEMPLATE) -> _Compiled:
     parts: list[tuple[Template, dict[str, BlockFn]]] = []
     for html in (False, True):
         env = _environment(html)
-        default = env.get_template(DEFAULT_TEMPLATE)
+        default = env.get_template(base)
         if class_template is None:
             parts.append((default, {}))
         else:
@@ -138,14 +142,14 @@ def _render(compiled: _Compiled, facts: CouponFacts) -> dict[str, str]:
     }
 
 
-def render(class_template: str | None, facts: CouponFacts) -> dict[str, str]:
-    """The three parts (subject, text, html) for one coupon.
+def render(class_template: str | None, facts: CouponFacts, base: str = DEFAULT_TEMPLATE) -> dict[str, str]:
+    """The three parts (subject, text, html) for one coupon (``base``: which built-in template).
 
     A class template that fails at send time (it passed ``check_template``, but these facts differ) does not
     hold the message back: the default template is used instead, and the failure is logged.
     """
     if class_template is None:
-        return _render(_compiled(None), facts)
+        return _render(_compiled(None, base), facts)
     try:
         return _render(_compiled(class_template), facts)
     except Exception:  # noqa: BLE001 - any template failure: fall back to the default layout

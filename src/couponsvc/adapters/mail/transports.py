@@ -2,16 +2,19 @@
 
 A transport sends messages that each have exactly one recipient and reports, per message, what the
 relay said for that recipient.  It never raises for a delivery problem: every failure becomes a
-TEMPORARY or PERMANENT result, so the caller's bookkeeping cannot be skipped by an exception.
+TEMPORARY, RELAY or PERMANENT result (with the stage of the conversation it came from), so the caller's
+bookkeeping cannot be skipped by an exception.  A message it did not attempt (deadline, stop, a relay
+that refused the session) simply has no result: the caller puts it back in the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import mailbox
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,26 +23,60 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
-from couponsvc.domain.delivery import DeliveryResult, Outcome, classify_smtp_code
+from couponsvc.domain.delivery import DeliveryResult, Outcome, Stage, classify_reply, stops_batch
 from couponsvc.domain.errors import ConfigurationError
 
+MAX_DETAIL = 500  # characters of a relay's reply kept in results (history, /health)
 
-@dataclass(frozen=True, slots=True)
+
 class Outgoing:
-    outbox_id: int
-    recipient: str
-    message: EmailMessage
-    #: the message serialised once, off the event loop (CRLF line ends, 7-bit: the email library encodes
-    #: every part), so sending does not re-serialise it
-    raw: bytes = b""
+    """One message to send.  It may be built lazily (``build``), so that a call whose time runs out
+    builds only the messages it actually sends; a message that cannot be built becomes a result."""
+
+    __slots__ = ("outbox_id", "recipient", "_message", "_raw", "_build")
+
+    def __init__(self, outbox_id: int, recipient: str, message: EmailMessage | None = None, raw: bytes = b"", *,
+                 build: Callable[[], EmailMessage] | None = None) -> None:
+        if message is None and build is None:
+            raise ValueError("an Outgoing needs a message or a way to build it")
+        self.outbox_id = outbox_id
+        self.recipient = recipient
+        self._message = message
+        self._raw = raw
+        self._build = build
+
+    @property
+    def message(self) -> EmailMessage:
+        if self._message is None:
+            assert self._build is not None
+            self._message = self._build()
+        return self._message
 
     def wire_bytes(self) -> bytes:
-        return self.raw or self.message.as_bytes()
+        """The message serialised once (CRLF line ends, 7-bit: the email library encodes every part)."""
+        if not self._raw:
+            self._raw = self.message.as_bytes()
+        return self._raw
+
+
+def unbuildable(item: Outgoing, exc: BaseException) -> DeliveryResult:
+    return DeliveryResult(item.outbox_id, Outcome.TEMPORARY, None,
+                          f"message cannot be built: {type(exc).__name__}: {exc}"[:MAX_DETAIL], Stage.BUILD)
+
+
+async def prepare(item: Outgoing) -> bytes | DeliveryResult:
+    """The wire bytes, built off the event loop; a build failure becomes the message's result."""
+    try:
+        return await asyncio.to_thread(item.wire_bytes)
+    except Exception as exc:  # noqa: BLE001 - bad data or a broken template: an attempt that failed
+        return unbuildable(item, exc)
 
 
 class MailTransport(Protocol):
-    async def send(self, batch: Sequence[Outgoing], deadline: float | None = None) -> list[DeliveryResult]:
-        """Results for the messages it attempted; none is started after ``deadline`` (loop time)."""
+    async def send(self, batch: Sequence[Outgoing], deadline: float | None = None,
+                   stop: asyncio.Event | None = None) -> list[DeliveryResult]:
+        """Results for the messages it attempted.  None is started after ``deadline`` (loop time) or once
+        ``stop`` is set; a send that has a deadline (a caller is waiting) goes before those that have none."""
         ...
 
     async def aclose(self) -> None: ...
@@ -58,16 +95,53 @@ class SmtpConfig:
     connections: int = 4
     sender: str = "coupons@couponsvc.localhost"
     validate_certs: bool = True
+    #: once a stop is asked for, a transaction in flight gets this long to finish; then it is abandoned
+    stop_grace: float = 2.0
+
+    def secrets(self) -> list[str]:
+        """What must never appear in a stored reply: the credentials, also as AUTH PLAIN/LOGIN send them."""
+        found = [s for s in (self.password, self.username) if s]
+        if self.username and self.password:
+            found.append(base64.b64encode(f"\0{self.username}\0{self.password}".encode()).decode())
+        found += [base64.b64encode(s.encode()).decode() for s in list(found)]
+        return sorted({s for s in found if len(s) >= 2}, key=len, reverse=True)
+
+
+class _Run:
+    """One ``send``: its deadline and stop signal, whether the relay refused the session, and the time
+    limits of the transactions in flight (cut short when a stop is asked for)."""
+
+    def __init__(self, deadline: float | None, stop: asyncio.Event | None) -> None:
+        self.deadline = deadline
+        self.stop = stop
+        self.halted = False  # the relay refused the session or the sender: start nothing more
+        self.inflight: set[asyncio.Timeout] = set()
+        self.cut_at: float | None = None  # loop time at which transactions still in flight are abandoned
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def may_start(self, now: float) -> bool:
+        return not (self.halted or self.stopping or (self.deadline is not None and now >= self.deadline))
 
 
 class SmtpTransport:
-    """A few reused SMTP connections; messages of a batch are spread over them."""
+    """A few reused SMTP connections; messages of a batch are spread over them.
+
+    Callers first: a send with a deadline (a DispatchCoupons call delivering its own messages) is handed
+    a free connection before any send without one (the workers'), and keeps it while no other call waits;
+    a worker gives its connection back after every message.  So a call never waits behind a worker's
+    batch for more than one message, and concurrent calls take turns.
+    """
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
         self._idle: list[aiosmtplib.SMTP] = []
-        self._waiters: collections.deque[asyncio.Future[aiosmtplib.SMTP]] = collections.deque()
+        self._waiters: dict[bool, collections.deque[asyncio.Future[aiosmtplib.SMTP]]] = {
+            True: collections.deque(), False: collections.deque()}
         self._created = 0
+        self._secrets = config.secrets()
 
     def _client(self) -> aiosmtplib.SMTP:
         c = self.config
@@ -77,16 +151,18 @@ class SmtpTransport:
             tls_context=None if c.validate_certs else ssl._create_unverified_context(),
         )
 
-    async def _acquire(self) -> aiosmtplib.SMTP:
-        """A connection of the pool, first come first served: a released connection goes straight to the
-        longest waiter, so a sender that releases and asks again cannot jump the queue."""
+    # --- the connection pool ----------------------------------------------------------------------
+    async def _acquire(self, priority: bool) -> aiosmtplib.SMTP:
+        """A connection of the pool, first come first served within each class (callers, then workers): a
+        released connection goes straight to the longest waiter, so a sender that releases and asks again
+        cannot jump the queue."""
         if self._idle:
             return self._idle.pop()
         if self._created < self.config.connections:
             self._created += 1
             return self._client()
         waiter: asyncio.Future[aiosmtplib.SMTP] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self._waiters[priority].append(waiter)
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -95,74 +171,198 @@ class SmtpTransport:
             raise
 
     def _release(self, client: aiosmtplib.SMTP) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(client)
-                return
+        for priority in (True, False):
+            waiters = self._waiters[priority]
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(client)
+                    return
         self._idle.append(client)
 
-    async def _send_one(self, client: aiosmtplib.SMTP, item: Outgoing, deadline: float | None) -> DeliveryResult:
+    def _callers_waiting(self) -> bool:
+        return any(not w.done() for w in self._waiters[True])
+
+    async def _acquire_for(self, run: _Run) -> aiosmtplib.SMTP | None:
+        """A connection, or None when the run's deadline passes or its stop is set while waiting."""
+        priority = run.deadline is not None
+        if self._idle or self._created < self.config.connections:
+            return await self._acquire(priority)
+        loop = asyncio.get_running_loop()
+        acquire = asyncio.ensure_future(self._acquire(priority))
+        stopper = asyncio.ensure_future(run.stop.wait()) if run.stop is not None else None
+        timeout = None if run.deadline is None else max(0.0, run.deadline - loop.time())
+        try:
+            await asyncio.wait([f for f in (acquire, stopper) if f is not None], timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled from outside: hand back a connection we may have just been given
+            if acquire.done() and not acquire.cancelled():
+                self._release(acquire.result())
+            raise
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+            acquire.cancel()  # no-op once done; else _acquire passes on a connection handed over meanwhile
+        return acquire.result() if acquire.done() and not acquire.cancelled() else None
+
+    # --- one message ---------------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        """A reply as we keep it: one line, bounded, and never carrying our credentials (some relays echo
+        what they were sent)."""
+        text = " ".join(str(text).split())
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text[:MAX_DETAIL]
+
+    def _refused(self, item: Outgoing, stage: Stage, code: int, message: str) -> DeliveryResult:
+        text = self._scrub(message)
+        where = "" if stage in (Stage.RCPT, Stage.DATA) else f"{stage.value.upper()} refused: "
+        return DeliveryResult(item.outbox_id, classify_reply(stage, code, text), code, where + text, stage)
+
+    def _broken(self, item: Outgoing, exc: BaseException) -> DeliveryResult:
+        return DeliveryResult(item.outbox_id, Outcome.TEMPORARY, None,
+                              self._scrub(f"{type(exc).__name__}: {exc}"), Stage.CONNECT)
+
+    async def _connect(self, client: aiosmtplib.SMTP, item: Outgoing, timeout: float) -> DeliveryResult | None:
+        """Open the session (greeting, STARTTLS, EHLO, AUTH); a refusal becomes the message's result."""
+        try:
+            await client.connect(timeout=timeout)
+            if client.is_ehlo_or_helo_needed:  # now, so that a refused EHLO is told apart from a refused MAIL
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    if not client.is_connected:
+                        raise
+                    await client.helo()
+        except aiosmtplib.SMTPConnectResponseError as exc:
+            await _drop(client)
+            return self._refused(item, Stage.GREETING, exc.code, exc.message)
+        except aiosmtplib.SMTPHeloError as exc:
+            await _drop(client)
+            return self._refused(item, Stage.EHLO, exc.code, exc.message)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            await _drop(client)
+            return self._refused(item, Stage.AUTH, exc.code, exc.message)
+        except aiosmtplib.SMTPResponseException as exc:  # STARTTLS refused, or another session reply
+            await _drop(client)
+            if exc.code == 421:
+                return self._refused(item, Stage.GREETING, exc.code, exc.message)
+            return self._refused(item, Stage.TLS if self.config.start_tls else Stage.GREETING, exc.code, exc.message)
+        except (TimeoutError, OSError):
+            raise
+        except aiosmtplib.SMTPException as exc:  # e.g. credentials given but the relay offers no AUTH
+            await _drop(client)
+            stage = Stage.AUTH if "auth" in str(exc).lower() else Stage.TLS
+            return DeliveryResult(item.outbox_id, Outcome.RELAY, None, self._scrub(f"{stage.value.upper()}: {exc}"),
+                                  stage)
+        return None
+
+    async def _send_one(self, client: aiosmtplib.SMTP, item: Outgoing, raw: bytes,
+                        run: _Run) -> DeliveryResult | None:
+        """The result of one transaction, or None when a stop cut it short (its outcome is unknown: the
+        caller releases the message, which may then be sent again, under the same Message-ID)."""
+        loop = asyncio.get_running_loop()
         timeout = self.config.timeout
         limit = None
-        if deadline is not None:
-            now = asyncio.get_running_loop().time()
-            timeout = max(0.2, min(timeout, deadline - now))
-            limit = max(deadline, now + 0.2)  # the whole transaction, not just each reply, ends by the deadline
+        if run.deadline is not None:
+            now = loop.time()
+            timeout = max(0.2, min(timeout, run.deadline - now))
+            limit = max(run.deadline, now + 0.2)  # the whole transaction, not just each reply, ends by the deadline
         try:
-            async with asyncio.timeout_at(limit):
-                if not client.is_connected:
-                    await client.connect(timeout=timeout)
-                errors, _ = await client.sendmail(self.config.sender, [item.recipient], item.wire_bytes(),
-                                                  timeout=timeout)
+            async with asyncio.timeout_at(limit) as cm:
+                run.inflight.add(cm)
+                if run.cut_at is not None:  # started just as the stop came: the same grace applies
+                    cm.reschedule(min(run.cut_at, cm.when() or run.cut_at))
+                try:
+                    if not client.is_connected:
+                        refused = await self._connect(client, item, timeout)
+                        if refused is not None:
+                            return refused
+                    errors, _ = await client.sendmail(self.config.sender, [item.recipient], raw, timeout=timeout)
+                finally:
+                    run.inflight.discard(cm)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = exc.recipients[0] if exc.recipients else None
-            code = refused.code if refused is not None else 550
-            return DeliveryResult(item.outbox_id, classify_smtp_code(code), code, str(refused or exc))
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421:  # the relay is closing the connection
+            refused_rcpt = exc.recipients[0] if exc.recipients else None
+            if refused_rcpt is None:
+                return self._refused(item, Stage.RCPT, 550, str(exc))
+            return self._refused(item, Stage.RCPT, refused_rcpt.code, refused_rcpt.message)
+        except aiosmtplib.SMTPSenderRefused as exc:
+            await _drop(client)
+            return self._refused(item, Stage.MAIL, exc.code, exc.message)
+        except aiosmtplib.SMTPHeloError as exc:
+            await _drop(client)
+            return self._refused(item, Stage.EHLO, exc.code, exc.message)
+        except aiosmtplib.SMTPDataError as exc:
+            if exc.code == 421:
                 await _drop(client)
-            return DeliveryResult(item.outbox_id, classify_smtp_code(exc.code), exc.code, exc.message)
+            return self._refused(item, Stage.DATA, exc.code, exc.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            await _drop(client)
+            return self._refused(item, Stage.MAIL, exc.code, exc.message)
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             await _drop(client)
-            return DeliveryResult(item.outbox_id, Outcome.TEMPORARY, None, f"{type(exc).__name__}: {exc}")
+            if run.stopping:
+                return None
+            return self._broken(item, exc)
         except Exception as exc:  # noqa: BLE001 - never let one message abort the batch's bookkeeping
             await _drop(client)
-            return DeliveryResult(item.outbox_id, Outcome.TEMPORARY, None, f"unexpected {type(exc).__name__}: {exc}")
+            return self._broken(item, exc)
         # An SMTP transaction can "succeed" while refusing some recipients: check ours explicitly.
         if item.recipient in errors:
             reply = errors[item.recipient]
-            return DeliveryResult(item.outbox_id, classify_smtp_code(reply.code), reply.code, reply.message)
-        return DeliveryResult(item.outbox_id, Outcome.SENT, 250, "accepted")
+            return self._refused(item, Stage.RCPT, reply.code, reply.message)
+        return DeliveryResult(item.outbox_id, Outcome.SENT, 250, "accepted", Stage.DATA)
 
-    async def send(self, batch: Sequence[Outgoing], deadline: float | None = None) -> list[DeliveryResult]:
+    # --- a batch -------------------------------------------------------------------------------------
+    async def send(self, batch: Sequence[Outgoing], deadline: float | None = None,
+                   stop: asyncio.Event | None = None) -> list[DeliveryResult]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Outgoing] = asyncio.Queue()
-        for item in batch:
-            queue.put_nowait(item)
+        queue: collections.deque[Outgoing] = collections.deque(batch)
         results: list[DeliveryResult] = []
+        run = _Run(deadline, stop)
+
+        priority = deadline is not None
 
         async def lane() -> None:
-            # A connection is held for one message at a time, so that concurrent senders sharing this
-            # transport (a DispatchCoupons call and the in-process worker) take turns on it: a call is
-            # never stuck behind a worker's whole batch.  Waiting for a connection counts against the deadline.
-            while not queue.empty():
-                if deadline is None:
-                    client = await self._acquire()
-                else:
-                    try:
-                        client = await asyncio.wait_for(self._acquire(), max(0.0, deadline - loop.time()))
-                    except TimeoutError:
-                        return
-                try:
-                    if queue.empty() or (deadline is not None and loop.time() >= deadline):
-                        return
-                    results.append(await self._send_one(client, queue.get_nowait(), deadline))
-                finally:
+            # A worker's lane holds a connection for one message at a time, so that a call waiting for one
+            # gets it next; a call's lane keeps its connection while no other call waits for one (calls take
+            # turns among themselves).  Waiting for a connection counts against the deadline.
+            client: aiosmtplib.SMTP | None = None
+            try:
+                while queue and run.may_start(loop.time()):
+                    if client is None:
+                        client = await self._acquire_for(run)
+                        if client is None or not queue or not run.may_start(loop.time()):
+                            return
+                    item = queue.popleft()
+                    raw = await prepare(item)
+                    result = raw if isinstance(raw, DeliveryResult) else await self._send_one(client, item, raw, run)
+                    if result is not None:
+                        results.append(result)
+                        if stops_batch(result):
+                            run.halted = True
+                    if not priority or self._callers_waiting():
+                        self._release(client)
+                        client = None
+            finally:
+                if client is not None:
                     self._release(client)
 
-        lanes = min(self.config.connections, len(batch))
-        await asyncio.gather(*(lane() for _ in range(lanes)))
+        async def cut_short_on_stop() -> None:
+            assert stop is not None
+            await stop.wait()
+            until = run.cut_at = loop.time() + self.config.stop_grace
+            for cm in list(run.inflight):
+                when = cm.when()
+                if when is None or when > until:
+                    cm.reschedule(until)
+
+        watcher = asyncio.ensure_future(cut_short_on_stop()) if stop is not None else None
+        try:
+            await asyncio.gather(*(lane() for _ in range(min(self.config.connections, len(batch)))))
+        finally:
+            if watcher is not None:
+                watcher.cancel()
         return results
 
     async def aclose(self) -> None:
@@ -170,8 +370,8 @@ class SmtpTransport:
         self._created -= len(idle)
         for client in idle:
             if client.is_connected:
-                try:
-                    await client.quit()
+                try:  # briefly: a stopping process must not wait on a slow relay to say goodbye
+                    await client.quit(timeout=min(1.0, self.config.timeout))
                 except (TimeoutError, aiosmtplib.SMTPException, OSError):
                     client.close()
 
@@ -189,19 +389,27 @@ class MaildirTransport:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _add_all(self, batch: Sequence[Outgoing]) -> list[DeliveryResult]:
+    def _add_all(self, batch: Sequence[Outgoing], stop: asyncio.Event | None) -> list[DeliveryResult]:
         box = mailbox.Maildir(self.path, create=True)
         results = []
         for item in batch:
+            if stop is not None and stop.is_set():
+                break
             try:
-                box.add(item.wire_bytes())
-                results.append(DeliveryResult(item.outbox_id, Outcome.SENT, None, "stored"))
+                raw = item.wire_bytes()
+            except Exception as exc:  # noqa: BLE001 - bad data: an attempt that failed
+                results.append(unbuildable(item, exc))
+                continue
+            try:
+                box.add(raw)
+                results.append(DeliveryResult(item.outbox_id, Outcome.SENT, None, "stored", Stage.STORE))
             except OSError as exc:
-                results.append(DeliveryResult(item.outbox_id, Outcome.TEMPORARY, None, f"maildir: {exc}"))
+                results.append(DeliveryResult(item.outbox_id, Outcome.TEMPORARY, None, f"maildir: {exc}", Stage.STORE))
         return results
 
-    async def send(self, batch: Sequence[Outgoing], deadline: float | None = None) -> list[DeliveryResult]:
-        return await asyncio.to_thread(self._add_all, batch)
+    async def send(self, batch: Sequence[Outgoing], deadline: float | None = None,
+                   stop: asyncio.Event | None = None) -> list[DeliveryResult]:
+        return await asyncio.to_thread(self._add_all, batch, stop)
 
     async def aclose(self) -> None:
         return None
@@ -215,9 +423,15 @@ class MemoryTransport:
     sent: list[Outgoing] = field(default_factory=list)
     outcomes: dict[str, tuple[Outcome, int | None]] = field(default_factory=dict)
 
-    async def send(self, batch: Sequence[Outgoing], deadline: float | None = None) -> list[DeliveryResult]:
+    async def send(self, batch: Sequence[Outgoing], deadline: float | None = None,
+                   stop: asyncio.Event | None = None) -> list[DeliveryResult]:
         results = []
         for item in batch:
+            try:
+                item.wire_bytes()
+            except Exception as exc:  # noqa: BLE001 - as the real transports do
+                results.append(unbuildable(item, exc))
+                continue
             outcome, code = self.outcomes.get(item.recipient.lower(), (Outcome.SENT, 250))
             if outcome is Outcome.SENT:
                 self.sent.append(item)
@@ -229,6 +443,21 @@ class MemoryTransport:
 
 
 # --- from the settings ------------------------------------------------------------------------------
+def relay_name(url: str) -> str:
+    """The relay a mail URL points at, without credentials or options: how its state is recorded."""
+    parts = urlsplit(url)
+    if parts.scheme in ("smtp", "smtps"):
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        return f"{parts.scheme}://{host}:{port}"[:255]
+    return url[:255]
+
+
 def transport_from_url(url: str, *, sender: str, timeout: float = 30.0, connections: int = 4,
                        key: str = "COUPONSVC_MAIL_URL") -> MailTransport:
     parts = urlsplit(url)

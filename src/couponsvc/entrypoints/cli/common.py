@@ -37,5 +37,5 @@ def container(migrate: bool = True) -> Any:
     from couponsvc.settings import load_settings
 
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return bootstrap(settings, migrate=migrate)

@@ -59,7 +59,13 @@ def coupons_list(customers: tuple[int, ...], class_name: str | None, code: str |
         else:
             state = "redeemed" if v.is_redeemed else ("dispatched" if v.send_to_email else "available")
             sent = f" -> {v.send_to_email}" if v.send_to_email else ""
-            click.echo(f"{v.customer_id}  {v.class_name:<20} {v.code:<24} {state:<10}{sent}")
+            if v.state == "distributed":
+                state, sent = "distributed", f" -> account {v.distributed_account_id}"
+            elif v.claim is not None:
+                state, sent = "claimed", f" -> account {v.claim.account_id} on {v.claim.claim_date:%Y-%m-%d %H:%M}"
+            elif v.distributed_account_id is not None:
+                sent = f" -> account {v.distributed_account_id} (distributed)"
+            click.echo(f"{v.customer_id}  {v.class_name:<20} {v.code:<24} {state:<11}{sent}")
     if not rows:
         click.echo("no coupons match", err=True)
 

@@ -26,6 +26,10 @@ def worker(until_idle: bool) -> None:
 
     c = container()
     deliverer = c.deliverer(worker_name("worker"))
+    if c.settings.metrics_port and c.settings.metrics:  # this worker's counters for Prometheus
+        from couponsvc.service_layer.metrics import serve_process_metrics
+
+        serve_process_metrics(c.settings.metrics_port)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -34,7 +38,7 @@ def worker(until_idle: bool) -> None:
             loop.add_signal_handler(sig, stop.set)
         try:
             if until_idle:
-                while await deliverer.run_once():
+                while not stop.is_set() and await deliverer.run_once(stop):
                     pass
             else:
                 await deliverer.run_forever(stop)
@@ -54,20 +58,25 @@ def mail() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @guard
 def mail_status(as_json: bool) -> None:
-    """How many messages are queued, sent and failed, and how long the oldest queued one has waited."""
+    """How many messages are queued, sent and failed, how long the oldest queued one has waited, and the
+    mail relay's state as the delivery processes last saw it (ok / failing, its last reply, since when)."""
     from couponsvc.adapters import outbox
 
     c = container()
     with c.uow.read() as store:
         counts = outbox.status_counts(store.conn, c.clock())
+    relay = c.relay_status().as_json()
     if as_json:
-        click.echo(json.dumps(counts))
+        click.echo(json.dumps({**counts, "relay": relay}))
         return
     age = counts["oldest_queued_seconds"]
     click.echo(f"queued  {counts['queued']:>9,}   (being sent now: {counts['sending']:,})")
     click.echo(f"sent    {counts['sent']:>9,}")
     click.echo(f"failed  {counts['failed']:>9,}   (coupons returned to the pool; see `couponsvc mail retry`)")
     click.echo("oldest queued: " + ("-" if age is None else f"{age:,.0f} s ago"))
+    last = "" if relay["last_reply"] is None else f": {relay['last_reply']}"
+    since = "" if relay["since"] is None else f" since {relay['since']}"
+    click.echo(f"relay: {relay['state']}{since}{last}")
 
 
 @mail.command("retry")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -37,18 +38,19 @@ def cli() -> None:
 def serve(host: str, port: int, demo: bool) -> None:
     """Run the API (SOAP and REST) after bringing the database schema up to date."""
     from couponsvc.adapters.seed import apply_seed, parse_seed
+    from couponsvc.domain.redaction import redact_url
     from couponsvc.entrypoints.asgi import create_app
     from couponsvc.entrypoints.cli.demo import DEMO_SEED, demo_banner
+    from couponsvc.entrypoints.server import run_server
 
     container = build_container()
+    # with COUPONSVC_LOG_FORMAT=json every line of output is a JSON log line, the banner included
+    say = click.echo if container.settings.log_format == "text" else logging.getLogger("couponsvc.serve").info
     if demo:
         with container.uow.write() as store:
             apply_seed(store.conn, parse_seed(DEMO_SEED, "demo data"), container.clock(), "demo data")
-        click.echo(demo_banner(f"http://{host}:{port}"))
-    from couponsvc.domain.redaction import redact_url
-    from couponsvc.entrypoints.server import run_server
-
-    click.echo(f"couponsvc listening on http://{host}:{port} (database {redact_url(container.settings.database_url)})")
+        say(demo_banner(f"http://{host}:{port}"))
+    say(f"couponsvc listening on http://{host}:{port} (database {redact_url(container.settings.database_url)})")
     run_server(create_app(container), container.settings, host, port)
 
 
@@ -258,10 +260,12 @@ def errors() -> None:
 
 
 def _register_modules() -> None:
-    from couponsvc.entrypoints.cli import coupons, mail
+    from couponsvc.entrypoints.cli import backup, coupons, family, mail
 
     mail.register(cli)
     coupons.register(cli)
+    family.register(cli)
+    backup.register(cli)
 
 
 _register_modules()

@@ -114,6 +114,7 @@ def parse_search_coupons(body: Any) -> SearchCouponsRequest | None:
         None if predicates is None else [_predicate(p, i) for i, p in enumerate(predicates)],
         None if ordering is None else [_order_by(o, i) for i, o in enumerate(ordering)],
         paging,
+        string_value(f.get("ReturnAdditionalFields"), "ReturnAdditionalFields"),
     )
 
 

@@ -101,6 +101,7 @@ def parse_search_coupons(el: Any | None) -> SearchCouponsRequest | None:
         None if predicates is None else [_predicate(p) for p in predicates],
         None if ordering is None else [_order_by(o) for o in ordering],
         paging,
+        optional_text(f, "ReturnAdditionalFields"),
     )
 
 
