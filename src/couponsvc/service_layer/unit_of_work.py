@@ -1,7 +1,7 @@
 """Unit of work: a transaction on the store, with database errors mapped to the service's exceptions.
 
-Only lost races are retried: the unique constraints two concurrent calls can trip over (an address or
-a code allocated twice, a message queued twice), serialization failures and deadlocks, and rows taken
+Only lost races are retried: the unique constraints two concurrent calls can trip over (an address, an
+account or a code allocated twice, a message queued twice), serialization failures and deadlocks, and rows taken
 under us.  Any other integrity error is a bug and fails the call at once.  Within an API request every
 wait is bounded by the request deadline (``domain/deadlines.py``, ``adapters/db.py``); running out of it
 is ``DeadlineExceeded`` and the transaction is rolled back (also when the time ran out just before
@@ -28,8 +28,8 @@ from couponsvc.domain.deadlines import current_deadline, is_urgent, remaining_or
 from couponsvc.domain.errors import DeadlineExceeded, StoreUnavailable
 
 #: the unique constraints concurrent calls can race on; violating any other constraint is a bug
-RACE_CONSTRAINTS = frozenset({"uq_coupons_class_email", "uq_coupons_code", "uq_outbox_coupon_dispatch",
-                              "uq_outbox_message_id"})
+RACE_CONSTRAINTS = frozenset({"uq_coupons_class_email", "uq_coupons_class_account", "uq_coupons_code",
+                              "uq_outbox_coupon_dispatch", "uq_outbox_message_id"})
 SERIALIZATION_FAILURES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 WAIT_TIMEOUTS = frozenset({"55P03", "57014"})  # lock_timeout, statement_timeout (query canceled)
 
