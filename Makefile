@@ -66,6 +66,7 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/search_coupons.py
 	$(VENV)/bin/python bench/scaleout.py
 	$(VENV)/bin/python bench/load_bounds.py
+	$(VENV)/bin/python bench/console_scale.py
 	$(VENV)/bin/python bench/throttle.py
 
 clean:

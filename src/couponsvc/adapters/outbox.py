@@ -252,17 +252,19 @@ def status_counts(conn: Connection, now: datetime) -> dict[str, Any]:
     }
 
 
-def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
+def requeue_failed(conn: Connection, now: datetime, only: int | None = None,
+                   by: str = "cli") -> tuple[int, int]:
     """Queue failed messages again whose coupon is still free; re-dispatch that coupon to the same address.
     A failed DistributeCoupons notification is queued again as it is (its coupon is the account's).
 
     Returns (requeued, skipped): a message is skipped when its coupon went to someone else meanwhile, or
     its address has received another coupon of the class since.
     """
+    only_this = [o.id == only] if only is not None else []  # the console retries one message
     rows = conn.execute(
         select(o.id, o.coupon_id, o.dispatch_id, o.recipient, c.class_id)
         .join(t.coupons, c.id == o.coupon_id)
-        .where(o.status == "failed", c.state == "available")
+        .where(o.status == "failed", c.state == "available", *only_this)
     ).all()
     requeued = skipped = 0
     for r in rows:
@@ -279,25 +281,26 @@ def requeue_failed(conn: Connection, now: datetime) -> tuple[int, int]:
         conn.execute(update(t.outbox).where(o.id == r.id).values(
             status="queued", queued_at=now, next_attempt_at=now, attempts=0, lease_owner=None, lease_until=None))
         conn.execute(insert(t.delivery_attempts).values(
-            outbox_id=r.id, attempted_at=now, worker="cli", outcome="requeued", detail="couponsvc mail retry"))
+            outbox_id=r.id, attempted_at=now, worker=by, outcome="requeued",
+            detail="couponsvc mail retry" if by == "cli" else f"retry by {by}"))
         requeued += 1
     # DistributeCoupons notifications: the coupon stays the account's whatever became of the mail, so a failed
     # notification is simply queued again (it never took a coupon back to the pool).
     d = t.dispatches.c
     notes = list(conn.scalars(select(o.id).join(t.dispatches, d.id == o.dispatch_id)
-                              .where(o.status == "failed", d.kind == "distribution")))
+                              .where(o.status == "failed", d.kind == "distribution", *only_this)))
     if notes:
         conn.execute(update(t.outbox).where(o.id.in_(bindparam("ids", expanding=True))).values(
             status="queued", queued_at=now, next_attempt_at=now, attempts=0, lease_owner=None, lease_until=None),
             {"ids": notes})
         conn.execute(insert(t.delivery_attempts), [
-            {"outbox_id": i, "attempted_at": now, "worker": "cli", "outcome": "requeued",
-             "detail": "couponsvc mail retry"} for i in notes])
+            {"outbox_id": i, "attempted_at": now, "worker": by, "outcome": "requeued",
+             "detail": "couponsvc mail retry" if by == "cli" else f"retry by {by}"} for i in notes])
         requeued += len(notes)
     skipped += conn.scalar(
         select(func.count()).select_from(t.outbox).join(t.coupons, c.id == o.coupon_id)
         .join(t.dispatches, d.id == o.dispatch_id)
-        .where(o.status == "failed", c.state != "available", d.kind != "distribution")
+        .where(o.status == "failed", c.state != "available", d.kind != "distribution", *only_this)
     ) or 0
     return requeued, skipped
 

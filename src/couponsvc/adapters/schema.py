@@ -68,6 +68,7 @@ coupon_classes = Table(
     Column("end_date", DateTime),
     Column("expiration_date", DateTime),
     Column("template", Text),
+    Column("low_stock_threshold", Integer),  # console warning below this many available (NULL: 10 % of the pool)
     Column("feature_id", Integer),  # a feature-adoption (FAC) class: DistributeCoupons leaves coupons `distributed`
     UniqueConstraint("customer_id", "name_key", name="uq_coupon_classes_customer_name"),
 )
@@ -108,6 +109,9 @@ Index("ix_coupons_class_state_id", coupons.c.class_id, coupons.c.state, coupons.
 Index("ix_coupons_class_id", coupons.c.class_id, coupons.c.id)  # a class's coupons in load order (search pages)
 Index("ix_coupons_email_key", coupons.c.send_to_email_key)  # SearchCoupons by SendToEmail, across classes
 Index("ix_coupons_redeemed_account", coupons.c.redeemed_account_id)  # GetCouponInfo
+# console: inventory counts (expired = available past the code's own expiry) and redemptions per day
+Index("ix_coupons_class_state_expiry", coupons.c.class_id, coupons.c.state, coupons.c.expires_at)
+Index("ix_coupons_redemption_date", coupons.c.redemption_date, coupons.c.class_id)  # covering: per day
 Index("ix_coupons_distributed_account", coupons.c.distributed_account_id)  # feature-adoption eligibility
 
 dispatches = Table(
@@ -121,9 +125,12 @@ dispatches = Table(
     Column("requested", Integer, nullable=False),
     Column("allocated", Integer, nullable=False),
     Column("created_at", DateTime, nullable=False),
+    Column("outcomes", Text),  # the call's PartialErrors as JSON (3005s added by delivery); NULL: none
     # 'dispatch' (DispatchCoupons) or 'distribution' (DistributeCoupons: its notifications use the outbox too)
     Column("kind", String(16), nullable=False, server_default="dispatch"),
 )
+Index("ix_dispatches_tracking_id", dispatches.c.tracking_id)
+Index("ix_dispatches_created_at", dispatches.c.created_at, dispatches.c.class_id, dispatches.c.allocated)  # covering
 
 outbox = Table(
     "outbox",
@@ -147,6 +154,9 @@ outbox = Table(
     CheckConstraint("status in ('queued', 'sending', 'sent', 'failed')", name="ck_outbox_status"),
 )
 Index("ix_outbox_status_next", outbox.c.status, outbox.c.next_attempt_at)
+Index("ix_outbox_status_id", outbox.c.status, outbox.c.id)  # console: the outbox by status, newest first
+Index("ix_outbox_dispatch_id", outbox.c.dispatch_id)  # console: one call's addresses
+Index("ix_outbox_recipient", outbox.c.recipient)  # console: ?to=
 
 developer_tokens = Table(
     "developer_tokens",
@@ -156,8 +166,10 @@ developer_tokens = Table(
     Column("token_hash", String(64), nullable=False),
     Column("enabled", Boolean, nullable=False, server_default=true()),
     Column("created_at", DateTime, nullable=False),
+    Column("prefix", String(16)),  # the secret's first characters, shown at creation (NULL for seeded tokens)
     UniqueConstraint("token_hash", name="uq_developer_tokens_hash"),
 )
+Index("ix_developer_tokens_name", developer_tokens.c.name)
 
 users = Table(
     "users",
@@ -183,8 +195,11 @@ access_tokens = Table(
     Column("expires_at", DateTime, nullable=False),
     Column("revoked_at", DateTime),
     Column("created_at", DateTime, nullable=False),
+    Column("prefix", String(16)),  # the secret's first characters, shown at issue (NULL for seeded tokens)
     UniqueConstraint("token_hash", name="uq_access_tokens_hash"),
 )
+Index("ix_access_tokens_user_id", access_tokens.c.user_id)
+Index("ix_access_tokens_prefix", access_tokens.c.prefix)
 
 delivery_attempts = Table(
     "delivery_attempts",
@@ -195,6 +210,47 @@ delivery_attempts = Table(
     Column("worker", String(100), nullable=False),
     Column("outcome", String(16), nullable=False),  # sent | temporary | relay | permanent | gave_up | requeued
     Column("smtp_code", Integer),
+    Column("detail", Text),
+)
+
+# --- operator console ------------------------------------------------------------------------------
+operators = Table(
+    "operators",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("name", name="uq_operators_name"),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the cookie value: a stolen table opens nothing
+    Column("operator_id", Id, ForeignKey("operators.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+signin_failures = Table(
+    "signin_failures",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(300), nullable=False),  # "name:<operator name>" or "client:<address>"
+    Column("at", DateTime, nullable=False),
+)
+Index("ix_signin_failures_key_at", signin_failures.c.key, signin_failures.c.at)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("actor", String(300), nullable=False),  # "operator:NAME" (console) or "cli:USER"
+    Column("action", String(64), nullable=False),
+    Column("object", String(500), nullable=False),
     Column("detail", Text),
 )
 

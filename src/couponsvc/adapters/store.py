@@ -129,12 +129,12 @@ class SqlStore:
 
     def create_dispatch(
         self, *, tracking_id: str, customer_id: int, class_id: int, user_id: int | None,
-        requested: int, allocated: int, now: datetime,
+        requested: int, allocated: int, now: datetime, outcomes: str | None = None,
     ) -> int:
         result = self.conn.execute(
             insert(t.dispatches).values(
                 tracking_id=tracking_id, customer_id=customer_id, class_id=class_id, user_id=user_id,
-                requested=requested, allocated=allocated, created_at=now,
+                requested=requested, allocated=allocated, created_at=now, outcomes=outcomes,
             ).returning(t.dispatches.c.id)
         )
         return int(result.scalar_one())

@@ -177,6 +177,22 @@ class DeadlineExceeded(CouponSvcError):
     """The call ran out of its request time (COUPONSVC_REQUEST_TIMEOUT): refused with 0, nothing changed."""
 
 
+class OperatorInputError(CouponSvcError):
+    """An operator's request (console or CLI) cannot be done as asked; the message says why."""
+
+
+class NotFound(OperatorInputError):
+    """An operator-side lookup found nothing (a class, a message, a token, an operator)."""
+
+
+class SignInThrottled(CouponSvcError):
+    """Too many failed console sign-ins for this name or client: refused without checking the password."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many failed sign-ins. Try again in {max(1, (retry_after + 59) // 60)} minute(s).")
+        self.retry_after = retry_after
+
+
 def catalogue_markdown() -> str:
     """The catalogue as the Markdown table in docs/error-catalogue.md (a test keeps the two equal)."""
     where = {FaultKind.AD_API: "AdApiFaultDetail", FaultKind.API: "ApiFault", FaultKind.BATCH: "BatchError",

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from couponsvc.adapters.migrate import current_revision
 from couponsvc.bootstrap import Container
 from couponsvc.domain.errors import Err, ServiceFault
+from couponsvc.entrypoints.console import console_routes
 from couponsvc.entrypoints.http import CallLog
 from couponsvc.entrypoints.rest.handler import fault_response, rest_endpoint
 from couponsvc.entrypoints.soap.handler import soap_endpoint
@@ -87,6 +88,7 @@ def create_app(container: Container) -> Starlette:
         Route(SOAP_PATH, wsdl_endpoint, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/CustomerBilling/v13/{path:path}", rest_endpoint, methods=REST_METHODS),
+        *console_routes(),
     ]
     if container.settings.metrics:
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))

@@ -20,6 +20,7 @@ from couponsvc.entrypoints.rest import codecs as rest
 from couponsvc.entrypoints.rest import family_codecs as rest_family
 from couponsvc.entrypoints.soap import codecs as soap
 from couponsvc.entrypoints.soap import family_codecs as soap_family
+from couponsvc.service_layer import dispatch_log
 from couponsvc.service_layer.auth import Credentials, Principal
 from couponsvc.service_layer.coupons import get_coupon_info, redeem_coupon, search_coupons
 from couponsvc.service_layer.dispatch import DispatchOutcome, dispatch_coupons
@@ -76,8 +77,9 @@ async def _deliver_dispatched(c: Container, outcome: DispatchOutcome, tracking_i
     if not refused:
         return outcome
     failed = [a for a in outcome.allocations if a.coupon.id in refused]
-    errors = outcome.partial_errors + [
-        BatchError.of(Err.EMAIL_DELIVERY_FAILED, a.candidate.index, a.candidate.address) for a in failed]
+    refusals = [BatchError.of(Err.EMAIL_DELIVERY_FAILED, a.candidate.index, a.candidate.address) for a in failed]
+    await asyncio.to_thread(dispatch_log.add_delivery_failures, c.uow, outcome.dispatch_id, refusals)
+    errors = outcome.partial_errors + refusals
     return replace(outcome, partial_errors=sorted(errors, key=lambda e: e.index),
                    allocations=[a for a in outcome.allocations if a.coupon.id not in refused])
 

@@ -21,6 +21,7 @@ from couponsvc.domain.model import (
 from couponsvc.domain.values import RawLong, parse_long, positive_long_or_none
 from couponsvc.service_layer.auth import Principal
 from couponsvc.service_layer.delivery import call_lease_owner
+from couponsvc.service_layer.dispatch_log import encode_outcomes
 from couponsvc.service_layer.unit_of_work import RetryableConflict, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def dispatch_coupons(
                 dispatch_id = store.create_dispatch(
                     tracking_id=tracking_id, customer_id=customer_id, class_id=coupon_class.id,
                     user_id=principal.user_id, requested=len(addresses), allocated=len(allocations), now=now,
+                    outcomes=encode_outcomes(screen_errors + alloc_errors),
                 )
                 store.mark_dispatched(allocations, dispatch_id, now)
                 store.enqueue(

@@ -31,28 +31,12 @@ def coupons() -> None:
 def coupons_list(customers: tuple[int, ...], class_name: str | None, code: str | None, send_to: str | None,
                  redeemed: bool | None, order: str, desc: bool, page: int, size: int, as_json: bool) -> None:
     """List coupons with the same filters, ordering and paging as SearchCoupons."""
-    from sqlalchemy import select
-
-    from couponsvc.adapters import coupon_queries
-    from couponsvc.adapters import schema as t
-    from couponsvc.domain.search import RawOrderBy, RawPaging, RawPredicate, parse_query
     from couponsvc.entrypoints.wire import coupon_fields, to_json
+    from couponsvc.service_layer.inventory import search_coupons
 
-    predicates = []
-    if class_name:
-        predicates.append(RawPredicate("CouponClassName", "Equals", class_name))
-    if code:
-        predicates.append(RawPredicate("CouponCode", "Equals", code))
-    if send_to:
-        predicates.append(RawPredicate("SendToEmail", "Equals", send_to))
-    if redeemed is not None:
-        predicates.append(RawPredicate("IsRedeemed", "Equals", str(redeemed).lower()))
-    query = parse_query(predicates, [RawOrderBy(order, "Descending" if desc else "Ascending")],
-                        RawPaging(page, size))
     c = container()
-    with c.uow.read() as store:
-        scope = list(customers) or list(store.conn.scalars(select(t.customers.c.id)))
-        rows = coupon_queries.search(store.conn, scope, query)
+    rows = search_coupons(c.uow, list(customers) or None, class_name=class_name, code=code, send_to=send_to,
+                          redeemed=redeemed, order=order, descending=desc, page=page, size=size)
     for v in rows:
         if as_json:
             click.echo(json.dumps(to_json(coupon_fields(v))))
@@ -77,11 +61,11 @@ def coupons_list(customers: tuple[int, ...], class_name: str | None, code: str |
 @guard
 def coupons_inventory(customers: tuple[int, ...], as_json: bool) -> None:
     """Per coupon class: how many coupons are available, dispatched, redeemed, and expired unused."""
-    from couponsvc.adapters import coupon_queries
+    from couponsvc.service_layer.inventory import overview
 
     c = container()
-    with c.uow.read() as store:
-        rows = coupon_queries.inventory(store.conn, list(customers) or None, c.clock())
+    inventories, _total = overview(c.uow, c.clock, list(customers) or None, page_size=1_000_000)
+    rows = [inv.as_dict() for inv in inventories]
     if as_json:
         for r in rows:
             click.echo(json.dumps(r))

@@ -6,7 +6,6 @@ import asyncio
 import json
 import signal
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -60,11 +59,10 @@ def mail() -> None:
 def mail_status(as_json: bool) -> None:
     """How many messages are queued, sent and failed, how long the oldest queued one has waited, and the
     mail relay's state as the delivery processes last saw it (ok / failing, its last reply, since when)."""
-    from couponsvc.adapters import outbox
+    from couponsvc.service_layer.mail_admin import status_counts
 
     c = container()
-    with c.uow.read() as store:
-        counts = outbox.status_counts(store.conn, c.clock())
+    counts = status_counts(c.uow, c.clock)
     relay = c.relay_status().as_json()
     if as_json:
         click.echo(json.dumps({**counts, "relay": relay}))
@@ -84,11 +82,11 @@ def mail_status(as_json: bool) -> None:
 def mail_retry() -> None:
     """Queue failed messages again.  A message is requeued only if its coupon is still unused, and that
     coupon is given back to the same address; otherwise it is skipped (the coupon went to someone else)."""
-    from couponsvc.adapters import outbox
+    from couponsvc.service_layer.audit import Actor
+    from couponsvc.service_layer.mail_admin import retry
 
     c = container()
-    with c.uow.write() as store:
-        requeued, skipped = outbox.requeue_failed(store.conn, c.clock())
+    requeued, skipped = retry(c.uow, c.clock, Actor.cli())
     click.echo(f"requeued {requeued:,} failed messages; skipped {skipped:,} whose coupon is no longer free")
 
 
@@ -102,13 +100,12 @@ def mail_retry() -> None:
 def mail_history(recipient: str | None, code: str | None, message_id: str | None, limit: int,
                  as_json: bool) -> None:
     """Every delivery attempt of the selected messages, oldest first."""
-    from couponsvc.adapters import outbox
+    from couponsvc.service_layer.mail_admin import history
 
     if not (recipient or code or message_id):
         raise click.UsageError("choose messages with --to, --code or --message-id")
     c = container()
-    with c.uow.read() as store:
-        rows = outbox.history(store.conn, recipient=recipient, code=code, message_id=message_id, limit=limit)
+    rows = history(c.uow, recipient=recipient, code=code, message_id=message_id, limit=limit)
     if not rows:
         click.echo("no such message", err=True)
         raise SystemExit(1)
@@ -136,41 +133,27 @@ def mail_template(customer: int, class_name: str, file: Path | None, reset: bool
     threshold, redeem_by, active_days; the html block is HTML-escaped.  The template is checked before it
     is stored: it must compile, use only those variables and nothing the sandbox forbids, and show
     {{ code }} in both the text and the html part; a refusal names the line."""
-    from sqlalchemy import update
-
-    from couponsvc.adapters import admin
-    from couponsvc.adapters import schema as t
-    from couponsvc.adapters.mail.message import DEFAULT_TEMPLATE, check_template
-    from couponsvc.domain.model import class_name_key
+    from couponsvc.service_layer import mail_admin
+    from couponsvc.service_layer.audit import Actor
 
     if sum((file is not None, reset, show)) != 1:
         raise click.UsageError("give exactly one of FILE, --reset or --show")
+    c = container()
+    if show:
+        cls = mail_admin.coupon_class(c.uow, customer, class_name)
+        click.echo(cls.template if cls.template else f"(the default template, {mail_admin.DEFAULT_TEMPLATE})")
+        return
     source = None
     if file is not None:
         try:
             source = file.read_text("utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigurationError(f"{file}: not UTF-8 text (byte {exc.start}); save the template as UTF-8") from None
-        if not source.strip() or len(source) > 100_000:
-            raise ConfigurationError(f"{file}: a template must be non-empty text of at most 100,000 characters"
-                                     " (to go back to the default template, use --reset)")
         try:
-            check_template(source)
+            mail_admin.check_source(source)
         except ConfigurationError as exc:
             raise ConfigurationError(f"{file}: {exc}") from exc
-    c = container()
-    with c.uow.write() as store:
-        class_id = admin.find_class_id(store.conn, customer, class_name_key(class_name))
-        if class_id is None:
-            raise ConfigurationError(f"customer {customer} has no coupon class {class_name!r}")
-        if show:
-            current: Any = store.conn.scalar(
-                t.coupon_classes.select().with_only_columns(t.coupon_classes.c.template)
-                .where(t.coupon_classes.c.id == class_id))
-            click.echo(current if current else f"(the default template, {DEFAULT_TEMPLATE})")
-            return
-        store.conn.execute(update(t.coupon_classes).where(t.coupon_classes.c.id == class_id)
-                           .values(template=source))
+    mail_admin.save_template(c.uow, c.clock, Actor.cli(), customer, class_name, source)
     click.echo("template reset to the default" if reset else f"template of {class_name} set from {file}")
 
 
