@@ -59,6 +59,7 @@ typecheck: $(VENV)/.installed
 
 check: lint typecheck
 
+# every benchmark against its floor (about 15 minutes on 2 cores; SCALE_ARGS='--max 1000000' for a shorter curve)
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/dispatch_http.py
 	$(VENV)/bin/python bench/codes_import.py
@@ -68,6 +69,7 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/load_bounds.py
 	$(VENV)/bin/python bench/console_scale.py
 	$(VENV)/bin/python bench/throttle.py
+	$(VENV)/bin/python bench/scale_curve.py $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SOAP_SDK) $(REST_SDK) couponsvc-data .pytest_cache .mypy_cache

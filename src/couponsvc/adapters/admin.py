@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ LOOKUP_CHUNK = 5_000
 #: SQLite page cache for a bulk insert, in KiB (the default 2 MiB makes random inserts into the
 #: unique code index spill to the WAL over and over)
 SQLITE_BULK_CACHE_KIB = 256 * 1024
+#: ... grown with the import (about 160 bytes of index pages per code), up to this: past the cache, every random
+#: insert into the code index rereads its pages, and a 10-million-code import would cost 3x per code
+SQLITE_BULK_CACHE_MAX_KIB = 2 * 1024 * 1024
 
 
 class CodeRow(NamedTuple):
@@ -104,13 +108,14 @@ def count_codes(conn: Connection, class_id: int, origin: str | None = None) -> i
 
 
 @contextmanager
-def _bulk_tuning(conn: Connection) -> Iterator[None]:
-    """SQLite: a large page cache for the duration of a bulk insert (set back afterwards)."""
+def _bulk_tuning(conn: Connection, rows: int) -> Iterator[None]:
+    """SQLite: a large page cache for the duration of a bulk insert of ``rows`` rows (set back afterwards)."""
     if conn.dialect.name != "sqlite":
         yield
         return
     before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_BULK_CACHE_KIB}")
+    kib = max(SQLITE_BULK_CACHE_KIB, min(SQLITE_BULK_CACHE_MAX_KIB, rows * 160 // 1024))
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{kib}")
     try:
         yield
     finally:
@@ -130,14 +135,14 @@ def insert_codes(
     called with the number of rows handled after each chunk.
 
     This is the bulk path of `codes import` (a million rows is routine), on the caller's connection and
-    transaction: DB-API ``executemany`` with tuples on SQLite, one ``INSERT ... SELECT FROM unnest(...)``
-    per chunk on PostgreSQL (which would otherwise pay a round trip per row).
+    transaction: one ``INSERT ... SELECT`` per chunk from ``json_each`` on SQLite (instead of a statement per
+    row); ``COPY`` on PostgreSQL, or ``INSERT ... SELECT FROM unnest(...)`` for a chunk holding codes that exist.
     """
     report = InsertReport()
     if not rows:
         return report
     insert_chunk = _chunk_inserter(conn, class_id, origin, now)
-    with _bulk_tuning(conn):
+    with _bulk_tuning(conn, len(rows)):
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start:start + CHUNK]
             inserted = insert_chunk(chunk)
@@ -162,33 +167,56 @@ def _chunk_inserter(
     table = dialect.identifier_preparer.format_table(t.coupons)
     columns = "class_id, code, state, origin, expires_at, created_at"
     if dialect.name == "postgresql":
+        from psycopg.errors import UniqueViolation
+
         # WITH ORDINALITY ... ORDER BY keeps the file order, which is the id (dispatch) order
         pg_sql = (f"INSERT INTO {table} ({columns}) "
                   "SELECT %s, u.code, 'available', %s, u.expires_at, %s "
                   "FROM unnest(%s::text[], %s::timestamp[]) WITH ORDINALITY AS u(code, expires_at, n) "
                   "ORDER BY u.n ON CONFLICT (code) DO NOTHING")
 
+        copy_sql = f"COPY {table} ({columns}) FROM STDIN"
+
         def insert_pg(chunk: Sequence[tuple[str, datetime | None]]) -> int:
+            # COPY first (the common case: new codes): it is the fastest way in, but it cannot skip a code
+            # that exists; at the first such code the savepoint undoes the chunk and ON CONFLICT sorts it out
+            try:
+                with conn.begin_nested(), conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
+                    with cur.copy(copy_sql) as copy:
+                        for code, exp in chunk:
+                            copy.write_row((class_id, code, "available", origin, exp, now))
+                return len(chunk)
+            except UniqueViolation:
+                pass
             codes = [code for code, _ in chunk]
             expiries = [exp for _, exp in chunk]
             return conn.exec_driver_sql(pg_sql, (class_id, origin, now, codes, expiries)).rowcount
 
         return insert_pg
 
-    ph = _placeholder(conn)
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join([ph] * 6)}) ON CONFLICT (code) DO NOTHING"
+    if dialect.name != "sqlite":
+        raise NotImplementedError(f"bulk code insert does not support {dialect.name}")
+    # SQLite: one INSERT ... SELECT per chunk from a JSON array (json_each, in file order): about twice as fast
+    # as executemany, which pays a statement (and its journal) per row
+    head = f"INSERT INTO {table} ({columns}) SELECT ?, "
+    tail = ", 'available', ?, {}, ? FROM json_each(?) ORDER BY key ON CONFLICT (code) DO NOTHING"
+    codes_only = head + "value" + tail.format("NULL")
+    with_expiry = head + "json_extract(value, '$[0]')" + tail.format("json_extract(value, '$[1]')")
     # datetimes are stored as SQLAlchemy stores them (on SQLite: a fixed-width text form), so that the
     # service's comparisons and reads see exactly what a SQLAlchemy insert would have written
     to_db: Callable[[Any], Any] = t.coupons.c.expires_at.type.dialect_impl(dialect).bind_processor(dialect) \
         or (lambda v: v)
     created = to_db(now)
+    dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
-    def insert_many(chunk: Sequence[tuple[str, datetime | None]]) -> int:
-        params = [(class_id, code, "available", origin, None if exp is None else to_db(exp), created)
-                  for code, exp in chunk]
-        return conn.exec_driver_sql(sql, params).rowcount
+    def insert_json(chunk: Sequence[tuple[str, datetime | None]]) -> int:
+        if any(exp is not None for _, exp in chunk):
+            data = dumps([(code, None if exp is None else to_db(exp)) for code, exp in chunk])
+            return conn.exec_driver_sql(with_expiry, (class_id, origin, created, data)).rowcount
+        data = dumps([code for code, _ in chunk])
+        return conn.exec_driver_sql(codes_only, (class_id, origin, created, data)).rowcount
 
-    return insert_many
+    return insert_json
 
 
 def _codes_in_other_classes(conn: Connection, class_id: int, codes: Sequence[str]) -> list[str]:

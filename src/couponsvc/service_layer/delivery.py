@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from couponsvc.adapters import outbox
-from couponsvc.adapters.mail.message import DISTRIBUTION_TEMPLATE, CouponFacts, build_message, render
+from couponsvc.adapters.mail.message import DEFAULT_TEMPLATE, DISTRIBUTION_TEMPLATE, CouponFacts
+from couponsvc.adapters.mail.prepared import coupon_message
 from couponsvc.adapters.mail.transports import MailTransport, Outgoing
 from couponsvc.adapters.outbox import ClaimedMessage, Settled
 from couponsvc.domain.delivery import DeliveryResult, Outcome, RetryPolicy, Stage, stops_batch
@@ -56,11 +57,12 @@ def build_one(m: ClaimedMessage, sender: str) -> EmailMessage:
     facts = CouponFacts(m.code, m.class_name, m.amount, m.currency_code, m.percent_off, m.spend_threshold,
                         m.active_duration, m.redeem_by, m.account_number)
     if m.kind == "distribution":  # DistributeCoupons: "a coupon was added to your account"
-        parts = render(None, facts, base=DISTRIBUTION_TEMPLATE)
+        template, base = None, DISTRIBUTION_TEMPLATE
     else:
-        parts = render(m.template, facts)
-    return build_message(message_id=m.message_id, sender=sender, recipient=m.recipient, parts=parts,
-                         date=m.created_at)
+        template, base = m.template, DEFAULT_TEMPLATE
+    # the class's message is built once and each coupon's bytes assembled from it (adapters/mail/prepared.py)
+    return coupon_message(template=template, facts=facts, message_id=m.message_id, sender=sender,
+                          recipient=m.recipient, date=m.created_at, base=base)
 
 
 def build_outgoing(claimed: Sequence[ClaimedMessage], sender: str, now: datetime | None = None) -> list[Outgoing]:
