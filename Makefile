@@ -5,7 +5,7 @@ SOAP_SDK := .venv-soap
 REST_SDK := .venv-rest
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: run test install sdks system-deps lint typecheck check bench clean
+.PHONY: run test install sdks system-deps lint typecheck check bench screenshots clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/couponsvc serve --demo
@@ -58,6 +58,10 @@ typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 check: lint typecheck
+
+# Refresh the console screenshots in docs/ (the README shows them) from the browser tests.
+screenshots: system-deps $(VENV)/.installed
+	COUPONSVC_SCREENSHOTS=$(CURDIR)/docs $(VENV)/bin/pytest tests/test_console_browser.py -q
 
 # every benchmark against its floor (about 15 minutes on 2 cores; SCALE_ARGS='--max 1000000' for a shorter curve)
 bench: $(VENV)/.installed
