@@ -41,13 +41,12 @@ def serve(host: str, port: int, demo: bool, twin: bool, seed_files: tuple[Path, 
     """Run the API (SOAP and REST) after bringing the database schema up to date."""
     from dataclasses import replace
 
-    import uvicorn
-
     from couponsvc.domain.errors import ConfigurationError
+    from couponsvc.domain.redaction import redact_url
     from couponsvc.domain.tokens import new_secret
     from couponsvc.entrypoints.asgi import create_app
     from couponsvc.entrypoints.cli.demo import DEMO_SEED, demo_banner
-    from couponsvc.logformat import redact
+    from couponsvc.entrypoints.server import run_server
     from couponsvc.service_layer.start_seeds import load_start_seeds, read_start_seeds
     from couponsvc.settings import load_settings
 
@@ -72,9 +71,8 @@ def serve(host: str, port: int, demo: bool, twin: bool, seed_files: tuple[Path, 
         say(demo_banner(f"http://{host}:{port}"))
     if made_token is not None:  # printed once on the terminal (never through the log), like the CLI's other secrets
         click.echo(f"Twin control plane on: http://{host}:{port}/_couponsvc/  (X-Couponsvc-Admin: {made_token})")
-    say(f"couponsvc listening on http://{host}:{port} (database {redact(container.settings.database_url)})")
-    uvicorn.run(create_app(container), host=host, port=port, log_level="warning", access_log=False,
-                lifespan="on", timeout_graceful_shutdown=10, log_config=None)  # our log format, not uvicorn's
+    say(f"couponsvc listening on http://{host}:{port} (database {redact_url(container.settings.database_url)})")
+    run_server(create_app(container), container.settings, host, port)
 
 
 @cli.command()
