@@ -176,6 +176,9 @@ class _Rows:
     def __init__(self, conn: Connection, rows: Sequence[tuple[Any, ...]], types: Sequence[str]) -> None:
         self.pg = conn.dialect.name == "postgresql"
         self.mark = "%s" if self.pg else "?"
+        # SQLite: a unary + keeps the planner off the status indexes, so that it walks the listed rows and
+        # finds each by its primary key (else it may scan every 'sending' row once per listed row)
+        self.noindex = "" if self.pg else "+"
         names = [f"c{i}" for i in range(len(types))]
         if self.pg:
             self.source = ("unnest(" + ", ".join(f"%s::{ty}[]" for ty in types) + ") WITH ORDINALITY AS u("
@@ -201,7 +204,8 @@ def _update_held(conn: Connection, worker: str, assignments: str, scalars: Seque
     src = _Rows(conn, rows, types)
     sets = assignments.format(*([src.mark] * len(scalars)), **{f"c{i}": col for i, col in enumerate(src.cols)})
     sql = (f"UPDATE outbox SET {sets}, lease_owner = NULL, lease_until = NULL FROM {src.source} "
-           f"WHERE outbox.id = {src.cols[0]} AND outbox.lease_owner = {src.mark} AND outbox.status = 'sending'")
+           f"WHERE outbox.id = {src.cols[0]} AND {src.noindex}outbox.lease_owner = {src.mark} "
+           f"AND {src.noindex}outbox.status = 'sending'")
     params = [src.ts(v) if isinstance(v, datetime) else v for v in scalars]
     return int(conn.exec_driver_sql(sql, (*params, *src.params, worker)).rowcount)
 
@@ -262,7 +266,8 @@ def settle(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], res
         conn.exec_driver_sql(
             "UPDATE coupons SET state = 'available', send_to_email = NULL, send_to_email_key = NULL, "
             f"send_to_date = NULL, dispatch_id = NULL FROM {rows.source} WHERE coupons.id = {rows.cols[0]} "
-            f"AND coupons.state = 'dispatched' AND coupons.dispatch_id = {rows.cols[1]}", tuple(rows.params))
+            f"AND {rows.noindex}coupons.state = 'dispatched' AND coupons.dispatch_id = {rows.cols[1]}",
+            tuple(rows.params))
     if history:
         rows = _Rows(conn, [(h["outbox_id"], h["outcome"], h["smtp_code"], h["detail"]) for h in history],
                      ("bigint", "text", "int", "text"))
