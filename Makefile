@@ -5,7 +5,7 @@ SOAP_SDK := .venv-soap
 REST_SDK := .venv-rest
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: run test install sdks system-deps lint typecheck check bench clean
+.PHONY: run test install sdks system-deps lint typecheck check bench screenshots clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/couponsvc serve --demo
@@ -59,6 +59,10 @@ typecheck: $(VENV)/.installed
 
 check: lint typecheck
 
+# Refresh the console screenshots in docs/ (the README shows them) from the browser tests.
+screenshots: system-deps $(VENV)/.installed
+	COUPONSVC_SCREENSHOTS=$(CURDIR)/docs $(VENV)/bin/pytest tests/test_console_browser.py -q
+
 # every benchmark against its floor (about 15 minutes on 2 cores; SCALE_ARGS='--max 1000000' for a shorter curve)
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/dispatch_http.py
@@ -66,6 +70,7 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/delivery_smtp.py
 	$(VENV)/bin/python bench/search_coupons.py
 	$(VENV)/bin/python bench/scaleout.py
+	$(VENV)/bin/python bench/load_bounds.py
 	$(VENV)/bin/python bench/console_scale.py
 	$(VENV)/bin/python bench/throttle.py
 	$(VENV)/bin/python bench/scale_curve.py $(SCALE_ARGS)

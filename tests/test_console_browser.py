@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support import restkit
-from tests.support.console import DOCS, PAGES, add_operator, chromium, query, sign_in_page
+from tests.support.console import PAGES, SCREENSHOTS_ENV, add_operator, chromium, query, sign_in_page
 from tests.support.seeds import BASE_SEED, CUSTOMER, DEV, new_class_seed
 from tests.support.server import ServerProcess
 
@@ -46,12 +47,19 @@ def page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
-def shot(page: Any, name: str) -> None:
+@pytest.fixture(scope="session")
+def shots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = os.environ.get(SCREENSHOTS_ENV)
+    return Path(target) if target else tmp_path_factory.mktemp("screenshots")
+
+
+def shot(page: Any, name: str, folder: Path) -> None:
     """The README's screenshots come from these tests (the page at its full height)."""
     height = page.evaluate_handle("document.documentElement").get_property("scrollHeight").json_value()
     page.set_viewport_size({"width": 1280, "height": max(900, int(height))})
     page.wait_for_timeout(200)  # let iframes paint at the new size
-    page.screenshot(path=str(DOCS / f"console-{name}.png"))
+    page.screenshot(path=str(folder / f"console-{name}.png"))
+    assert (folder / f"console-{name}.png").stat().st_size > 10_000  # a real picture, not a blank page
 
 
 def fresh_class(server: ServerProcess, codes: int = 20) -> str:
@@ -74,7 +82,7 @@ def test_every_page_redirects_to_sign_in_without_a_session(server: ServerProcess
         assert page.locator("input[name=password]").count() == 1
 
 
-def test_overview_numbers_after_real_api_dispatches(server: ServerProcess, page: Any) -> None:
+def test_overview_numbers_after_real_api_dispatches(server: ServerProcess, page: Any, shots_dir: Path) -> None:
     name = fresh_class(server, 20)
     r = restkit.dispatch(server.url, ["ann@example.com", "bob@example.com", "not-an-address"], class_name=name)
     assert r.status_code == 200, r.text
@@ -87,10 +95,11 @@ def test_overview_numbers_after_real_api_dispatches(server: ServerProcess, page:
                               "WHERE k.name = 'SPRING-100' AND c.state = 'available'")
     assert row_numbers(page, "SPRING-100")["available"] == avail
     assert page.locator("svg.chart").count() == 1 and page.locator("svg.bar").count() >= 3
-    shot(page, "overview")
+    shot(page, "overview", shots_dir)
 
 
-def test_follow_a_dispatch_to_its_addresses_and_open_a_message(server: ServerProcess, page: Any) -> None:
+def test_follow_a_dispatch_to_its_addresses_and_open_a_message(server: ServerProcess, page: Any,
+                                                               shots_dir: Path) -> None:
     name = fresh_class(server, 5)
     r = restkit.dispatch(server.url, ["dee@example.com", "bad address", "eve@example.com"], class_name=name)
     tracking_id = r.headers["TrackingId"]
@@ -104,7 +113,7 @@ def test_follow_a_dispatch_to_its_addresses_and_open_a_message(server: ServerPro
     assert sent == stored and set(sent) == {"dee@example.com", "eve@example.com"}
     errors = page.locator("#errors tbody tr").all()
     assert len(errors) == 1 and "bad address" in errors[0].inner_text() and "3001" in errors[0].inner_text()
-    shot(page, "dispatch")
+    shot(page, "dispatch", shots_dir)
     page.locator("#sent tbody tr", has_text="dee@example.com").locator("a").click()
     page.wait_for_url(re.compile(r".*/console/mail/\d+$"))
     code = stored["dee@example.com"]
@@ -113,10 +122,11 @@ def test_follow_a_dispatch_to_its_addresses_and_open_a_message(server: ServerPro
     assert code in html.inner_text()
     assert page.locator("#html-part").get_attribute("sandbox") == ""
     assert page.locator("#history tbody tr").count() >= 1
-    shot(page, "message")
+    shot(page, "message", shots_dir)
 
 
-def test_upload_a_csv_then_export_the_unused_codes(server: ServerProcess, page: Any, tmp_path: Path) -> None:
+def test_upload_a_csv_then_export_the_unused_codes(server: ServerProcess, page: Any, tmp_path: Path,
+                                                  shots_dir: Path) -> None:
     name = fresh_class(server, 3)
     sign_in_page(page, server)
     page.goto(f"{server.url}/console/classes/{CUSTOMER}/{name}")
@@ -144,10 +154,10 @@ def test_upload_a_csv_then_export_the_unused_codes(server: ServerProcess, page: 
     assert lines[0] == ["code"] and [line[0] for line in lines[1:]] == expected and len(expected) == 252
     page.goto(f"{server.url}/console/classes/{CUSTOMER}/{name}?q=UP-{name}-000")
     assert page.locator("#codes tbody tr").count() == 10
-    shot(page, "class")
+    shot(page, "class", shots_dir)
 
 
-def test_edit_a_template_with_live_preview_and_save(server: ServerProcess, page: Any) -> None:
+def test_edit_a_template_with_live_preview_and_save(server: ServerProcess, page: Any, shots_dir: Path) -> None:
     name = fresh_class(server, 2)
     sign_in_page(page, server)
     page.goto(f"{server.url}/console/classes/{CUSTOMER}/{name}/template")
@@ -164,7 +174,7 @@ def test_edit_a_template_with_live_preview_and_save(server: ServerProcess, page:
     page.click("button[value=save]")
     page.wait_for_selector("text=Template saved.")
     assert query(server, "SELECT template FROM coupon_classes WHERE name = ?", name) == [(source,)]
-    shot(page, "template")
+    shot(page, "template", shots_dir)
     # a template that does not render is refused, and the stored one stays
     page.fill("textarea[name=source]", "{% block text %}{{ code }} {{ nope }}{% endblock %}")
     page.click("button[value=save]")
@@ -173,7 +183,7 @@ def test_edit_a_template_with_live_preview_and_save(server: ServerProcess, page:
     assert query(server, "SELECT template FROM coupon_classes WHERE name = ?", name) == [(source,)]
 
 
-def test_issue_then_revoke_a_token_and_the_api_refuses_it(server: ServerProcess, page: Any) -> None:
+def test_issue_then_revoke_a_token_and_the_api_refuses_it(server: ServerProcess, page: Any, shots_dir: Path) -> None:
     sign_in_page(page, server)
     page.goto(f"{server.url}/console/tokens")
     page.fill("form[action='/console/tokens/access'] input[name=user]", "dora")
@@ -190,6 +200,6 @@ def test_issue_then_revoke_a_token_and_the_api_refuses_it(server: ServerProcess,
     page.wait_for_selector("text=Revoked 1 access token(s).")
     refused = restkit.dispatch(server.url, ["hal@example.com"], auth=secret, dev=DEV)
     assert refused.status_code == 401 and restkit.fault_codes(refused) == [105]
-    shot(page, "tokens")
+    shot(page, "tokens", shots_dir)
     page.goto(f"{server.url}/console/audit")
     assert page.locator("#audit tbody tr", has_text="token.revoke").count() >= 1

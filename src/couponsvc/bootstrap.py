@@ -11,7 +11,7 @@ from typing import IO
 
 from sqlalchemy import Engine
 
-from couponsvc.adapters.db import make_engine
+from couponsvc.adapters.db import DbLimits, make_engine
 from couponsvc.adapters.mail.transports import MailTransport, relay_name, transport_from_url
 from couponsvc.adapters.migrate import upgrade
 from couponsvc.domain.delivery import RetryPolicy
@@ -47,6 +47,7 @@ class Container:
             message_id_domain=s.message_id_domain,
             deliver_in_call=s.delivery_timeout > 0,
             lease=timedelta(seconds=s.lease_seconds),
+            delivery_timeout=s.delivery_timeout,
         )
 
     @property
@@ -110,7 +111,8 @@ def bootstrap(settings: Settings | None = None, *, migrate: bool = True,
         settings.mail_url, sender=settings.mail_from, timeout=settings.smtp_timeout,
         connections=settings.smtp_connections)
     in_use = hold_in_use_lock(settings)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, limits=DbLimits(
+        pg_lock_timeout=settings.pg_lock_timeout, pg_statement_timeout=settings.pg_statement_timeout))
     if migrate:
         upgrade(engine)
     return Container(settings=settings, engine=engine, uow=SqlUnitOfWork(engine), clock=utcnow,

@@ -6,11 +6,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, TypedDict, TypeVar
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from couponsvc.domain.emails import is_valid_address
 from couponsvc.domain.errors import ConfigurationError
+from couponsvc.domain.redaction import redact_url
 from couponsvc.domain.throttle import RateLimit, parse_rate_limit
 
 PREFIX = "COUPONSVC_"
@@ -40,6 +41,13 @@ class Settings:
     worker_batch: int = 200
     worker_poll: float = 0.5
     worker_in_process: bool = True
+    # request bounds (SPEC section 9): one deadline per call, database waits inside it, slow clients cut off
+    request_timeout: float = 30.0
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 5.0
+    max_connections: int = 1000
+    pg_lock_timeout: float = 10.0
+    pg_statement_timeout: float = 24.0
     # operations (issue 13): throttling, metrics, logs
     throttle_user: RateLimit | None = None
     throttle_developer_token: RateLimit | None = None
@@ -89,6 +97,13 @@ def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     raise ConfigurationError(f"{PREFIX}{key}={raw!r}: use true or false")
 
 
+def _split(url: str, key: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError as exc:  # e.g. an unbalanced IPv6 bracket
+        raise ConfigurationError(f"{key}={redact_url(url)!r} is not a URL: {exc}") from None
+
+
 def _rate(env: Mapping[str, str], key: str, default: RateLimit | None) -> RateLimit | None:
     raw = (env.get(PREFIX + key) or "").strip()
     if not raw:
@@ -116,8 +131,8 @@ class _OpsSettings(TypedDict):
 def _ops_settings(env: Mapping[str, str]) -> _OpsSettings:
     """Throttling, Redis, metrics and log settings (issue 13)."""
     redis_url = (env.get(PREFIX + "REDIS_URL") or "").strip() or None
-    if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigurationError(f"{PREFIX}REDIS_URL={_redact(redis_url)!r}: use redis://HOST:PORT/DB")
+    if redis_url is not None and _split(redis_url, PREFIX + "REDIS_URL").scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(f"{PREFIX}REDIS_URL={redact_url(redis_url)!r}: use redis://HOST:PORT/DB")
     log_format = (env.get(PREFIX + "LOG_FORMAT") or "text").strip().lower()
     if log_format not in ("text", "json"):
         raise ConfigurationError(f"{PREFIX}LOG_FORMAT={log_format!r}: use text or json")
@@ -136,10 +151,10 @@ def _ops_settings(env: Mapping[str, str]) -> _OpsSettings:
 
 
 def check_database_url(url: str, key: str = PREFIX + "DATABASE_URL") -> str:
-    scheme = urlsplit(url).scheme.split("+", 1)[0]
+    scheme = _split(url, key).scheme.split("+", 1)[0]
     if scheme not in ("sqlite", "postgresql", "postgres"):
         raise ConfigurationError(
-            f"{key}={url!r}: use sqlite:///PATH (the default) or postgresql://USER@HOST:PORT/DB"
+            f"{key}={redact_url(url)!r}: use sqlite:///PATH (the default) or postgresql://USER@HOST:PORT/DB"
         )
     if scheme == "postgres":
         url = "postgresql" + url[len("postgres"):]
@@ -147,35 +162,29 @@ def check_database_url(url: str, key: str = PREFIX + "DATABASE_URL") -> str:
 
 
 def check_mail_url(url: str, key: str = PREFIX + "MAIL_URL") -> str:
-    parts = urlsplit(url)
+    parts = _split(url, key)
     if parts.scheme == "maildir":
         if not (parts.netloc + parts.path):
-            raise ConfigurationError(f"{key}={url!r}: maildir:// needs a folder, e.g. maildir://./couponsvc-data/mail")
+            raise ConfigurationError(
+                f"{key}={redact_url(url)!r}: maildir:// needs a folder, e.g. maildir://./couponsvc-data/mail")
         return url
     if parts.scheme in ("smtp", "smtps"):
         try:
             port = parts.port
         except ValueError:
-            raise ConfigurationError(f"{key}={_redact(url)!r}: the port is not a number") from None
+            raise ConfigurationError(f"{key}={redact_url(url)!r}: the port is not a number") from None
         if not parts.hostname or port is None:
-            raise ConfigurationError(f"{key}={_redact(url)!r}: write it as {parts.scheme}://[user:pass@]host:port")
+            raise ConfigurationError(
+                f"{key}={redact_url(url)!r}: write it as {parts.scheme}://[user:pass@]host:port")
         options = {k.lower() for k in parse_qs(parts.query)}
         if options - {"starttls", "verify"}:
             raise ConfigurationError(
-                f"{key}={_redact(url)!r}: unknown option {sorted(options - {'starttls', 'verify'})[0]!r};"
+                f"{key}={redact_url(url)!r}: unknown option {sorted(options - {'starttls', 'verify'})[0]!r};"
                 " the options are starttls=true and verify=false")
         return url
     raise ConfigurationError(
-        f"{key}={url!r}: the scheme must be smtp://, smtps:// or maildir:// (e.g. smtp://127.0.0.1:25)"
+        f"{key}={redact_url(url)!r}: the scheme must be smtp://, smtps:// or maildir:// (e.g. smtp://127.0.0.1:25)"
     )
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -195,10 +204,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError(f"{PREFIX}LOG_LEVEL={log_level!r}: use DEBUG, INFO, WARNING or ERROR")
     public_url = (env.get(PREFIX + "PUBLIC_URL") or "").strip() or None
     if public_url is not None:
-        parts = urlsplit(public_url)
+        parts = _split(public_url, PREFIX + "PUBLIC_URL")
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
             raise ConfigurationError(
-                f"{PREFIX}PUBLIC_URL={public_url!r}: give the base URL clients use, e.g. https://coupons.example.com"
+                f"{PREFIX}PUBLIC_URL={redact_url(public_url)!r}: give the base URL clients use,"
+                " e.g. https://coupons.example.com"
             )
         public_url = public_url.rstrip("/")
     return Settings(
@@ -223,5 +233,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_batch=_int(env, "WORKER_BATCH", 200, 1, 10000),
         worker_poll=_float(env, "WORKER_POLL", 0.5, 0.01, 60.0),
         worker_in_process=_bool(env, "WORKER", True),
+        **_bounds(env),
         **_ops_settings(env),
     )
+
+
+def _bounds(env: Mapping[str, str]) -> dict[str, Any]:
+    """The request bounds; the PostgreSQL waits must fit inside the request deadline."""
+    request_timeout = _float(env, "REQUEST_TIMEOUT", 30.0, 1.0, 3600.0)
+    lock_timeout = _float(env, "PG_LOCK_TIMEOUT", min(10.0, request_timeout / 3), 0.1, 3600.0)
+    statement_timeout = _float(env, "PG_STATEMENT_TIMEOUT", min(25.0, request_timeout * 0.8), 0.1, 3600.0)
+    for key, value in (("PG_LOCK_TIMEOUT", lock_timeout), ("PG_STATEMENT_TIMEOUT", statement_timeout)):
+        if value > request_timeout:
+            raise ConfigurationError(f"{PREFIX}{key}={value} must not exceed {PREFIX}REQUEST_TIMEOUT={request_timeout}")
+    return {
+        "request_timeout": request_timeout,
+        "header_timeout": _float(env, "HEADER_TIMEOUT", 10.0, 0.1, 3600.0),
+        "keepalive_timeout": _float(env, "KEEPALIVE_TIMEOUT", 5.0, 0.1, 3600.0),
+        "max_connections": _int(env, "MAX_CONNECTIONS", 1000, 1, 100_000),
+        "pg_lock_timeout": lock_timeout,
+        "pg_statement_timeout": statement_timeout,
+    }

@@ -18,6 +18,9 @@ PASSWORD = "correct horse battery"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+#: where the browser tests write their screenshots: a temporary folder unless COUPONSVC_SCREENSHOTS names one
+#: (`make screenshots` points it at docs/ to refresh the README's pictures), so a test run leaves the tree clean
+SCREENSHOTS_ENV = "COUPONSVC_SCREENSHOTS"
 
 #: every console page an operator can open (GET), for the "no session: redirected" checks
 PAGES = [

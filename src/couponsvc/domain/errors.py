@@ -173,6 +173,10 @@ class StoreUnavailable(CouponSvcError):
     """The database could not be reached or answered with an unexpected error."""
 
 
+class DeadlineExceeded(CouponSvcError):
+    """The call ran out of its request time (COUPONSVC_REQUEST_TIMEOUT): refused with 0, nothing changed."""
+
+
 class OperatorInputError(CouponSvcError):
     """An operator's request (console or CLI) cannot be done as asked; the message says why."""
 

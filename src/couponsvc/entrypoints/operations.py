@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from couponsvc.bootstrap import Container
+from couponsvc.domain.deadlines import current_deadline, detached
 from couponsvc.domain.errors import BatchError, Err, ServiceFault
 from couponsvc.entrypoints.rest import codecs as rest
 from couponsvc.entrypoints.rest import family_codecs as rest_family
@@ -26,6 +28,8 @@ from couponsvc.service_layer.distribute import DistributeOutcome, distribute_cou
 from couponsvc.service_layer.feature_adoption import check_eligibility, claim_coupons
 
 log = logging.getLogger(__name__)
+#: seconds kept free before the request deadline for recording a delivery and writing the answer
+RECORD_RESERVE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +50,30 @@ def _dispatch(c: Container, principal: Principal, request: Any, tracking_id: str
     return dispatch_coupons(c.uow, c.clock, c.dispatch_config, principal, request, tracking_id)
 
 
+def delivery_budget(c: Container, transaction_seconds: float) -> float:
+    """Seconds the call may still spend sending: its delivery time counted from its arrival (SPEC section 9),
+    so waiting for the database or for other calls eats into it.  The answer then comes after recording
+    what was sent, a transaction about as long as the call's own: delivery time + its own transaction time.
+    Never past the request deadline, less a reserve to answer."""
+    deadline = current_deadline()
+    if deadline is None:
+        return c.settings.delivery_timeout
+    # sending stops early enough to record the outcome (a transaction much like the call's own) in the bound
+    end = deadline.started + c.settings.delivery_timeout
+    end = min(end, deadline.at - min(RECORD_RESERVE_S, deadline.seconds / 10) - transaction_seconds)
+    return max(0.0, end - time.monotonic())
+
+
 async def _deliver_dispatched(c: Container, outcome: DispatchOutcome, tracking_id: str) -> DispatchOutcome:
-    """Deliver the call's messages within the configured time; a permanent refusal becomes a 3005."""
-    if outcome.dispatch_id is None or not outcome.allocations or not c.dispatch_config.deliver_in_call:
+    """Deliver the call's messages within the call's delivery budget; a permanent refusal becomes a 3005."""
+    if outcome.dispatch_id is None or not outcome.allocations or not outcome.delivered_by_call:
         return outcome
-    refused = set(await c.deliverer().deliver_dispatch(outcome.dispatch_id, tracking_id,
-                                                       c.settings.delivery_timeout))
+    budget = delivery_budget(c, outcome.transaction_seconds)
+    until = asyncio.get_running_loop().time() + budget  # the claim counts against the budget too
+    # the claim and the record of what was sent must not be cut by the request deadline (a sent message
+    # not recorded would be sent again): they run detached, the sending itself is bounded by ``until``
+    with detached():
+        refused = set(await c.deliverer().deliver_dispatch(outcome.dispatch_id, tracking_id, budget, until))
     if not refused:
         return outcome
     failed = [a for a in outcome.allocations if a.coupon.id in refused]
@@ -82,7 +104,10 @@ async def _notify_distributed(c: Container, outcome: DistributeOutcome, tracking
     """Send the call's notifications within the delivery time; a refusal is no error of the call (the coupon
     is the account's already), and whatever is not sent by then is left to the workers."""
     if outcome.distribution_id is not None and outcome.notifications and c.dispatch_config.deliver_in_call:
-        await c.deliverer().deliver_dispatch(outcome.distribution_id, tracking_id, c.settings.delivery_timeout)
+        budget = delivery_budget(c, 0.0)  # counted from the call's arrival, as for DispatchCoupons
+        until = asyncio.get_running_loop().time() + budget
+        with detached():
+            await c.deliverer().deliver_dispatch(outcome.distribution_id, tracking_id, budget, until)
     return outcome
 
 

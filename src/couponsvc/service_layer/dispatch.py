@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from couponsvc.adapters.store import OutboxEntry
+from couponsvc.domain.deadlines import current_deadline
 from couponsvc.domain.errors import BatchError, Err, ServiceFault
 from couponsvc.domain.model import (
     Allocation,
@@ -24,6 +26,7 @@ from couponsvc.service_layer.unit_of_work import RetryableConflict, UnitOfWork
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
+MIN_DELIVERY_S = 0.25  # less delivery time than this left: not worth claiming the messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,8 @@ class DispatchConfig:
     #: the call delivers its own messages right after the commit: they start leased to it
     deliver_in_call: bool = True
     lease: timedelta = timedelta(seconds=30)
+    #: the call's delivery time, counted from its arrival (SPEC section 9)
+    delivery_timeout: float = 10.0
 
 
 @dataclass(slots=True)
@@ -49,6 +54,23 @@ class DispatchOutcome:
     partial_errors: list[BatchError]
     dispatch_id: int | None = None
     allocations: list[Allocation] = field(default_factory=list)
+    #: seconds the committed transaction took, from holding the write lock to the commit: the call's
+    #: delivery budget is extended by it (SPEC section 9)
+    transaction_seconds: float = 0.0
+    #: the messages were written leased to the call, which delivers them; otherwise they are the workers'
+    delivered_by_call: bool = False
+    #: seconds from the call's arrival until its committed transaction held the write lock
+    waited_seconds: float = 0.0
+
+
+def _call_delivers(config: DispatchConfig) -> bool:
+    """Whether the call still has delivery time left once it holds the write lock: a call that queued
+    behind others for its whole delivery time leaves its messages to the workers at once (queued, not
+    leased to it), so that it answers right after its commit."""
+    if not config.deliver_in_call:
+        return False
+    deadline = current_deadline()
+    return deadline is None or deadline.elapsed() < config.delivery_timeout - MIN_DELIVERY_S
 
 
 def dispatch_coupons(
@@ -59,8 +81,10 @@ def dispatch_coupons(
     request: DispatchCouponsRequest | None,
     tracking_id: str,
 ) -> DispatchOutcome:
-    """Runs after authentication (the caller's ``principal``); raises ServiceFault for whole-call refusals."""
-    now = clock()
+    """Runs after authentication (the caller's ``principal``); raises ServiceFault for whole-call refusals.
+
+    ``now`` is read inside the transaction, once it holds the write lock, and afresh on every retry: a call
+    that queued behind others records the time it actually allocated, not the time it arrived."""
     if request is None:
         raise ServiceFault(Err.NULL_REQUEST)
     wanted = positive_long_or_none(request.customer_id)
@@ -86,6 +110,9 @@ def dispatch_coupons(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with uow.write() as store:
+                began = time.monotonic()
+                now = clock()
+                by_call = _call_delivers(config)
                 coupon_class = store.coupon_class(customer_id, name_key)
                 if coupon_class is None:
                     raise ServiceFault(Err.COUPON_CLASS_NOT_FOUND, request.coupon_class_name.strip())
@@ -107,7 +134,7 @@ def dispatch_coupons(
                      for a in allocations),
                     dispatch_id,
                     now,
-                    holder=call_lease_owner(tracking_id) if config.deliver_in_call else None,
+                    holder=call_lease_owner(tracking_id) if by_call else None,
                     lease_until=now + config.lease,
                 )
         except RetryableConflict as exc:
@@ -116,5 +143,7 @@ def dispatch_coupons(
                 raise
             continue
         errors = sorted(screen_errors + alloc_errors, key=lambda e: e.index)
-        return DispatchOutcome(errors, dispatch_id, allocations)
+        deadline = current_deadline()
+        waited = 0.0 if deadline is None else began - deadline.started
+        return DispatchOutcome(errors, dispatch_id, allocations, time.monotonic() - began, by_call, waited)
     raise AssertionError("unreachable")

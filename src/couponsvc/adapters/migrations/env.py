@@ -24,6 +24,9 @@ with engine.connect() as connection:
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
+            # migrations are not bounded by the request-path timeouts of the session (adapters/db.py)
+            connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
             # several `serve` processes may start at once: one migrates, the others wait, then find it done
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4207131)")
         context.run_migrations()

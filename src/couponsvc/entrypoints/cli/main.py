@@ -35,11 +35,10 @@ def cli() -> None:
 @guard
 def serve(host: str, port: int, demo: bool) -> None:
     """Run the API (SOAP and REST) after bringing the database schema up to date."""
-    import uvicorn
-
+    from couponsvc.domain.redaction import redact_url
     from couponsvc.entrypoints.asgi import create_app
     from couponsvc.entrypoints.cli.demo import DEMO_SEED, demo_banner
-    from couponsvc.logformat import redact
+    from couponsvc.entrypoints.server import run_server
     from couponsvc.service_layer.seeding import load_seed_document
 
     container = build_container()
@@ -48,9 +47,8 @@ def serve(host: str, port: int, demo: bool) -> None:
     if demo:
         load_seed_document(container.uow, container.clock, DEMO_SEED, "demo data")
         say(demo_banner(f"http://{host}:{port}"))
-    say(f"couponsvc listening on http://{host}:{port} (database {redact(container.settings.database_url)})")
-    uvicorn.run(create_app(container), host=host, port=port, log_level="warning", access_log=False,
-                lifespan="on", timeout_graceful_shutdown=10, log_config=None)  # our log format, not uvicorn's
+    say(f"couponsvc listening on http://{host}:{port} (database {redact_url(container.settings.database_url)})")
+    run_server(create_app(container), container.settings, host, port)
 
 
 @cli.command()

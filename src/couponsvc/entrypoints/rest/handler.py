@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from couponsvc.bootstrap import Container
-from couponsvc.domain.errors import Err, ServiceFault, StoreUnavailable
+from couponsvc.domain.deadlines import request_deadline
+from couponsvc.domain.errors import DeadlineExceeded, Err, ServiceFault, StoreUnavailable
 from couponsvc.entrypoints.http import (
     BodyTooLarge,
     CallLog,
@@ -96,7 +97,29 @@ def parse_json(body: bytes) -> Any:
     return document
 
 
+def _document(request: Request, body: bytes) -> Any:
+    """The JSON document of a request (None for an empty body); runs after authentication."""
+    if not body.strip():
+        return None
+    if media_type(request) != "application/json":
+        raise ServiceFault(
+            Err.API_INPUT_VALIDATION_ERROR,
+            f"Content-Type must be application/json (got {media_type(request) or 'none'!r})",
+        )
+    return parse_json(body)
+
+
+def _render(op: Operation, result: Any) -> bytes:
+    return json.dumps(op.render_json(result), separators=(",", ":")).encode()
+
+
 async def rest_endpoint(request: Request) -> Response:
+    """The call, bounded by one request deadline taken as it arrives (COUPONSVC_REQUEST_TIMEOUT)."""
+    with request_deadline(request.app.state.container.settings.request_timeout):
+        return await _rest_call(request)
+
+
+async def _rest_call(request: Request) -> Response:
     container: Container = request.app.state.container
     call = CallLog("REST")
     op: Operation | None = rest_operation(request.method, request.url.path)
@@ -109,22 +132,22 @@ async def rest_endpoint(request: Request) -> Response:
             body = await read_body(request, container.settings.max_body_bytes)
         except BodyTooLarge as exc:
             return fault_response(call, too_large_fault(exc), 413)
-        if body.strip():
-            if media_type(request) != "application/json":
-                raise ServiceFault(
-                    Err.API_INPUT_VALIDATION_ERROR,
-                    f"Content-Type must be application/json (got {media_type(request) or 'none'!r})",
-                )
-            document = parse_json(body)
-        else:
-            document = None
+        # credentials first (116/105/109 before any complaint about the body), then the document,
+        # parsed in the worker thread with the rest of the call
         result = await run_in_threadpool(
-            execute, container, op, credentials(request), lambda: op.parse_json(document), call.tracking_id
+            execute, container, op, credentials(request), lambda: op.parse_json(_document(request, body)),
+            call.tracking_id,
         )
+        call.timed(result)
         result = await run_after(container, op, result, call.tracking_id)
-        return json_response(call, op.render_json(result), 200)
+        payload = await run_in_threadpool(_render, op, result)
+        call.done(200)
+        return with_tracking_id(Response(payload, status_code=200, media_type=JSON_CT), call.tracking_id)
     except ServiceFault as fault:
         return fault_response(call, fault)
+    except DeadlineExceeded as exc:
+        log.warning("tracking_id=%s refused: %s", call.tracking_id, exc)
+        return fault_response(call, ServiceFault(Err.INTERNAL_ERROR))
     except StoreUnavailable as exc:
         log.error("tracking_id=%s database unavailable: %s", call.tracking_id, exc)
         return fault_response(call, ServiceFault(Err.INTERNAL_ERROR))

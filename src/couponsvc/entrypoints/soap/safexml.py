@@ -56,9 +56,9 @@ def parse(body: bytes, max_depth: int) -> Any:
 
 
 def _check_depth(root: Any, max_depth: int) -> None:
-    stack = [(root, 1)]
-    while stack:
-        el, depth = stack.pop()
-        if depth > max_depth:
-            raise UnsafeOrMalformedXml(f"The XML nesting is deeper than {max_depth} elements.")
-        stack.extend((child, depth + 1) for child in el if isinstance(child.tag, str))
+    """Refuse elements nested deeper than ``max_depth`` (the root is depth 1).
+
+    One XPath step per level, evaluated by libxml2: a million-element envelope is checked in tens of
+    milliseconds, where a walk in Python took seconds and, holding the GIL, slowed every other call."""
+    if root.xpath("boolean(" + "/".join(["*"] * max_depth) + ")"):
+        raise UnsafeOrMalformedXml(f"The XML nesting is deeper than {max_depth} elements.")
