@@ -7,6 +7,7 @@ and another worker picks its messages up.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from couponsvc.adapters import schema as t
+from couponsvc.adapters.store import _sqlite_datetime
 from couponsvc.domain.delivery import DeliveryResult, Outcome, RetryPolicy
 
 
@@ -135,7 +137,7 @@ def defer(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], now:
     again after ``delay`` without counting an attempt (the relay was not asked about them), except those
     whose lifetime is over, which are given up like any other.  Returns the coupons given back."""
     held = _held(conn, worker, [m.outbox_id for m in claimed])
-    later: list[dict[str, Any]] = []
+    later: list[tuple[int, datetime, str]] = []
     expired: list[ClaimedMessage] = []
     for m in claimed:
         if m.outbox_id not in held:
@@ -144,12 +146,10 @@ def defer(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], now:
         if now >= end:
             expired.append(m)
         else:
-            later.append({"b_id": m.outbox_id, "b_next": min(now + delay, end),
-                          "b_error": f"not tried: {reason}"[:2000]})
+            later.append((m.outbox_id, min(now + delay, end), f"not tried: {reason}"[:2000]))
     if later:
-        conn.execute(update(t.outbox).where(_held_row(worker)).values(
-            status="queued", next_attempt_at=bindparam("b_next"), last_error=bindparam("b_error"),
-            lease_owner=None, lease_until=None), later)
+        _update_held(conn, worker, "status = 'queued', next_attempt_at = {c1}, last_error = {c2}", [], later,
+                     ("bigint", "timestamp", "text"))
     if not expired:
         return []
     gave_up = [DeliveryResult(m.outbox_id, Outcome.TEMPORARY, None, f"not tried: {reason}") for m in expired]
@@ -167,9 +167,47 @@ def _held(conn: Connection, worker: str, ids: Sequence[int]) -> set[int]:
     return set(conn.scalars(query, {"ids": list(ids)}))
 
 
-def _held_row(worker: str) -> Any:
-    """The condition of the batched updates below: row ``b_id``, still held by ``worker``."""
-    return and_(o.id == bindparam("b_id"), o.lease_owner == worker, o.status == "sending")
+class _Rows:
+    """Many rows as ONE statement parameter: a JSON array read with ``json_each`` on SQLite, one array per
+    column read with ``unnest`` on PostgreSQL (as ``adapters/store.py`` does for dispatch).  This avoids
+    SQLAlchemy's per-row parameter processing of an executemany; timestamps are bound as SQLAlchemy binds
+    them, so every other query reads what it always read."""
+
+    def __init__(self, conn: Connection, rows: Sequence[tuple[Any, ...]], types: Sequence[str]) -> None:
+        self.pg = conn.dialect.name == "postgresql"
+        self.mark = "%s" if self.pg else "?"
+        # SQLite: a unary + keeps the planner off the status indexes, so that it walks the listed rows and
+        # finds each by its primary key (else it may scan every 'sending' row once per listed row)
+        self.noindex = "" if self.pg else "+"
+        names = [f"c{i}" for i in range(len(types))]
+        if self.pg:
+            self.source = ("unnest(" + ", ".join(f"%s::{ty}[]" for ty in types) + ") WITH ORDINALITY AS u("
+                           + ", ".join(names) + ", n)")
+            self.cols = [f"u.{n}" for n in names]
+            self.order = "u.n"
+            self.params: list[Any] = [list(col) for col in zip(*rows, strict=True)]
+        else:
+            self.source = "json_each(?) AS j"
+            self.cols = [f"json_extract(j.value, '$[{i}]')" for i in range(len(types))]
+            self.order = "j.key"
+            self.params = [json.dumps([[self.ts(v) if isinstance(v, datetime) else v for v in r] for r in rows])]
+
+    def ts(self, value: datetime) -> Any:
+        return value if self.pg else _sqlite_datetime(value)
+
+
+def _update_held(conn: Connection, worker: str, assignments: str, scalars: Sequence[Any],
+                 rows: Sequence[tuple[Any, ...]], types: Sequence[str]) -> int:
+    """One UPDATE of the outbox rows listed (first column: the id), only those ``worker`` still holds; the
+    lease is given up with the change.  ``assignments`` names scalar parameters ``{0}``, ``{1}``... and the
+    rows' columns ``{c1}``, ``{c2}``...; returns how many rows changed."""
+    src = _Rows(conn, rows, types)
+    sets = assignments.format(*([src.mark] * len(scalars)), **{f"c{i}": col for i, col in enumerate(src.cols)})
+    sql = (f"UPDATE outbox SET {sets}, lease_owner = NULL, lease_until = NULL FROM {src.source} "
+           f"WHERE outbox.id = {src.cols[0]} AND {src.noindex}outbox.lease_owner = {src.mark} "
+           f"AND {src.noindex}outbox.status = 'sending'")
+    params = [src.ts(v) if isinstance(v, datetime) else v for v in scalars]
+    return int(conn.exec_driver_sql(sql, (*params, *src.params, worker)).rowcount)
 
 
 def settle(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], results: Sequence[DeliveryResult],
@@ -213,29 +251,31 @@ def settle(conn: Connection, worker: str, claimed: Sequence[ClaimedMessage], res
         history.append({"outbox_id": m.outbox_id, "attempted_at": now, "worker": worker, "outcome": outcome,
                         "smtp_code": r.smtp_code, "detail": r.detail[:2000]})
 
-    held = _held_row(worker)
     done = 0
     if sent:
-        done = conn.execute(update(t.outbox).where(held).values(
-            status="sent", sent_at=now, attempts=bindparam("b_attempts"), lease_owner=None, lease_until=None,
-            last_error=None), sent).rowcount
+        done = _update_held(conn, worker, "status = 'sent', sent_at = {0}, attempts = {c1}, last_error = NULL",
+                            [now], [(f["b_id"], f["b_attempts"]) for f in sent], ("bigint", "int"))
     if retry:
-        conn.execute(update(t.outbox).where(held).values(
-            status="queued", attempts=bindparam("b_attempts"), next_attempt_at=bindparam("b_next"),
-            last_error=bindparam("b_error"), lease_owner=None, lease_until=None), retry)
+        _update_held(conn, worker, "status = 'queued', attempts = {c1}, next_attempt_at = {c2}, last_error = {c3}",
+                     [], [(f["b_id"], f["b_attempts"], f["b_next"], f["b_error"]) for f in retry],
+                     ("bigint", "int", "timestamp", "text"))
     if failed:
-        conn.execute(update(t.outbox).where(held).values(
-            status="failed", attempts=bindparam("b_attempts"), last_error=bindparam("b_error"),
-            lease_owner=None, lease_until=None), failed)
-        conn.execute(
-            update(t.coupons)
-            .where(c.id == bindparam("b_coupon"), c.state == "dispatched", c.dispatch_id == bindparam("b_dispatch"))
-            .values(state="available", send_to_email=None, send_to_email_key=None, send_to_date=None,
-                    dispatch_id=None),
-            [{"b_coupon": f["b_coupon"], "b_dispatch": f["b_dispatch"]} for f in failed],
-        )
+        _update_held(conn, worker, "status = 'failed', attempts = {c1}, last_error = {c2}",
+                     [], [(f["b_id"], f["b_attempts"], f["b_error"]) for f in failed], ("bigint", "int", "text"))
+        rows = _Rows(conn, [(f["b_coupon"], f["b_dispatch"]) for f in failed], ("bigint", "bigint"))
+        conn.exec_driver_sql(
+            "UPDATE coupons SET state = 'available', send_to_email = NULL, send_to_email_key = NULL, "
+            f"send_to_date = NULL, dispatch_id = NULL FROM {rows.source} WHERE coupons.id = {rows.cols[0]} "
+            f"AND {rows.noindex}coupons.state = 'dispatched' AND coupons.dispatch_id = {rows.cols[1]}",
+            tuple(rows.params))
     if history:
-        conn.execute(insert(t.delivery_attempts), history)
+        rows = _Rows(conn, [(h["outbox_id"], h["outcome"], h["smtp_code"], h["detail"]) for h in history],
+                     ("bigint", "text", "int", "text"))
+        mark = rows.mark
+        conn.exec_driver_sql(
+            "INSERT INTO delivery_attempts (outbox_id, attempted_at, worker, outcome, smtp_code, detail) "
+            f"SELECT {rows.cols[0]}, {mark}, {mark}, {rows.cols[1]}, {rows.cols[2]}, {rows.cols[3]} "
+            f"FROM {rows.source} ORDER BY {rows.order}", (rows.ts(now), worker, *rows.params))
     return Settled(done, len(retry), [f["b_coupon"] for f in failed])
 
 

@@ -14,6 +14,7 @@ import base64
 import collections
 import mailbox
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -27,13 +28,14 @@ from couponsvc.domain.delivery import DeliveryResult, Outcome, Stage, classify_r
 from couponsvc.domain.errors import ConfigurationError
 
 MAX_DETAIL = 500  # characters of a relay's reply kept in results (history, /health)
+BUILD_CHUNK = 32  # messages built per thread hop (see _Builder)
 
 
 class Outgoing:
     """One message to send.  It may be built lazily (``build``), so that a call whose time runs out
     builds only the messages it actually sends; a message that cannot be built becomes a result."""
 
-    __slots__ = ("outbox_id", "recipient", "_message", "_raw", "_build")
+    __slots__ = ("outbox_id", "recipient", "_message", "_raw", "_build", "_error")
 
     def __init__(self, outbox_id: int, recipient: str, message: EmailMessage | None = None, raw: bytes = b"", *,
                  build: Callable[[], EmailMessage] | None = None) -> None:
@@ -44,6 +46,12 @@ class Outgoing:
         self._message = message
         self._raw = raw
         self._build = build
+        self._error: Exception | None = None  # why it could not be built (see ``build_ahead``)
+
+    @property
+    def built(self) -> bool:
+        """Its bytes are ready, or building it failed."""
+        return bool(self._raw) or self._error is not None
 
     @property
     def message(self) -> EmailMessage:
@@ -70,6 +78,55 @@ async def prepare(item: Outgoing) -> bytes | DeliveryResult:
         return await asyncio.to_thread(item.wire_bytes)
     except Exception as exc:  # noqa: BLE001 - bad data or a broken template: an attempt that failed
         return unbuildable(item, exc)
+
+
+def _build_all(items: Sequence[Outgoing], until: float | None, stop: asyncio.Event | None) -> None:
+    """Build ``items`` in order (in a worker thread), each failure kept on its own message; stop early once
+    ``until`` (``time.monotonic()``) passes or a stop is asked for: what is not built then is not sent."""
+    for item in items:
+        if (until is not None and time.monotonic() >= until) or (stop is not None and stop.is_set()):
+            return
+        try:
+            item.wire_bytes()
+        except Exception as exc:  # noqa: BLE001 - bad data or a broken template: this message fails alone
+            item._error = exc
+
+
+class _Builder:
+    """Builds a batch's messages a chunk per thread hop, just ahead of the lanes that send them.
+
+    A thread hop per message cost more than building it (prepared bytes: ~20 µs).  The lane that needs a
+    message not yet built builds it together with the next few still waiting in the queue, so at most
+    ``chunk - 1`` messages are built ahead of what is sent; the builder stops at the run's deadline or stop.
+    A message being built by another lane's chunk is awaited, never built twice."""
+
+    def __init__(self, queue: collections.deque[Outgoing], run: _Run, chunk: int) -> None:
+        self.queue = queue
+        self.run = run
+        self.chunk = chunk
+        self.pending: dict[int, asyncio.Future[None]] = {}  # id(item) -> the chunk build that took it (kept)
+
+    async def wire(self, item: Outgoing) -> bytes | DeliveryResult:
+        if not item.built:
+            job = self.pending.get(id(item))
+            if job is None:
+                take = [item]
+                for other in self.queue:
+                    if len(take) >= self.chunk:
+                        break
+                    if not other.built and id(other) not in self.pending:
+                        take.append(other)
+                loop = asyncio.get_running_loop()
+                until = None if self.run.deadline is None else time.monotonic() + (self.run.deadline - loop.time())
+                job = asyncio.ensure_future(asyncio.to_thread(_build_all, take, until, self.run.stop))
+                for x in take:
+                    self.pending[id(x)] = job
+            await asyncio.shield(job)
+        if item._error is not None:
+            return unbuildable(item, item._error)
+        if not item.built:  # its chunk stopped at the deadline just before it: as before, build it alone
+            return await prepare(item)
+        return item.wire_bytes()
 
 
 class MailTransport(Protocol):
@@ -320,6 +377,7 @@ class SmtpTransport:
         queue: collections.deque[Outgoing] = collections.deque(batch)
         results: list[DeliveryResult] = []
         run = _Run(deadline, stop)
+        builder = _Builder(queue, run, BUILD_CHUNK)
 
         priority = deadline is not None
 
@@ -335,7 +393,7 @@ class SmtpTransport:
                         if client is None or not queue or not run.may_start(loop.time()):
                             return
                     item = queue.popleft()
-                    raw = await prepare(item)
+                    raw = await builder.wire(item)
                     result = raw if isinstance(raw, DeliveryResult) else await self._send_one(client, item, raw, run)
                     if result is not None:
                         results.append(result)
