@@ -55,14 +55,22 @@ def test_backup_while_dispatching_holds_whole_calls_and_restores(tmp_path: Path)
     batches = [[f"b{b}-{i}-{run}@example.com" for i in range(1000)] for b in range(6)]
     statuses: list[int] = []
     in_flight = threading.Event()
+    taken = threading.Condition()
+    backups: list[Path] = []
 
     def dispatcher(mine: list[list[str]]) -> None:
-        for emails in mine:
+        # A 1000-address call takes about 0.1 s and starting `db backup` about a second, so unpaced calls could
+        # all finish before the first backup: each thread waits for one more backup between its calls, which
+        # keeps backups taken while calls run (the other thread's call is usually in flight meanwhile).
+        for n, emails in enumerate(mine):
+            if n:
+                with taken:
+                    seen = len(backups)
+                    taken.wait_for(lambda seen=seen: len(backups) > seen, timeout=60)
             in_flight.set()
             statuses.append(restkit.dispatch(server.url, emails, class_name=cls).status_code)
 
     threads = [threading.Thread(target=dispatcher, args=(batches[i::2],)) for i in range(2)]
-    backups: list[Path] = []
     try:
         for t in threads:
             t.start()
@@ -71,7 +79,9 @@ def test_backup_while_dispatching_holds_whole_calls_and_restores(tmp_path: Path)
             target = tmp_path / f"backup-{len(backups)}.db"
             out = server.cli("db", "backup", str(target))
             assert "backed up to" in out.stdout
-            backups.append(target)
+            with taken:
+                backups.append(target)
+                taken.notify_all()
             time.sleep(0.2)
         for t in threads:
             t.join()
