@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, select, update
 
 from couponsvc.adapters import schema as t
 from couponsvc.adapters.coupon_queries import _prefix_upper_bound
+from couponsvc.domain.model import class_is_expired
 
 c = t.coupons.c
 k = t.coupon_classes.c
@@ -42,7 +43,7 @@ class ClassRow:
     low_stock_threshold: int | None
 
     def expired(self, now: datetime) -> bool:
-        return any(x is not None and x < now for x in (self.end_date, self.expiration_date))
+        return class_is_expired(self.end_date, self.expiration_date, now)
 
 
 _CLASS_COLUMNS = (k.id, k.customer_id, cu.name.label("customer_name"), k.name, k.coupon_type, k.amount,

@@ -36,8 +36,12 @@ class CouponClass:
     expiration_date: datetime | None
 
     def is_expired(self, now: datetime) -> bool:
-        """Past its EndDate or its ExpirationDate: no coupon of it may be sent any more."""
-        return any(limit is not None and now > limit for limit in (self.end_date, self.expiration_date))
+        return class_is_expired(self.end_date, self.expiration_date, now)
+
+
+def class_is_expired(end_date: datetime | None, expiration_date: datetime | None, now: datetime) -> bool:
+    """Past its EndDate or its ExpirationDate: no coupon of the class may be sent any more."""
+    return any(limit is not None and now > limit for limit in (end_date, expiration_date))
 
 
 def class_name_key(name: str) -> str:
