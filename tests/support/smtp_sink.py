@@ -137,9 +137,11 @@ def _key(address: str) -> str:
 
 
 class SmtpSink:
-    def __init__(self, port: int | None = None, *, delay: float = 0.0, auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, port: int | None = None, *, delay: float = 0.0, auth: tuple[str, str] | None = None,
+                 pipelining: bool = True) -> None:
         self.port = port or free_port()
         self.delay = delay
+        self.pipelining = pipelining  # announce PIPELINING (RFC 2920), as Postfix does; the client then pipelines
         self.mute = False
         self.auth = auth  # (user, password) the relay requires, over AUTH PLAIN/LOGIN
         self.session_fault: Fault | None = None
@@ -302,6 +304,13 @@ class SmtpSink:
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.sink.pipelining:  # aiosmtpd reads pipelined commands in order; it just does not announce it
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:

@@ -1,4 +1,4 @@
-"""Mail transports behind one small Protocol: SMTP (aiosmtplib), Maildir, and in-memory for tests.
+"""Mail transports behind one small Protocol: SMTP (smtp_client), Maildir, and in-memory for tests.
 
 A transport sends messages that each have exactly one recipient and reports, per message, what the
 relay said for that recipient.  It never raises for a delivery problem: every failure becomes a
@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import aiosmtplib
-
+from couponsvc.adapters.mail.smtp_client import SmtpConnection, SmtpRefused, SmtpUnsupported
 from couponsvc.domain.delivery import DeliveryResult, Outcome, Stage, classify_reply, stops_batch
 from couponsvc.domain.errors import ConfigurationError
 
@@ -194,22 +193,20 @@ class SmtpTransport:
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
-        self._idle: list[aiosmtplib.SMTP] = []
-        self._waiters: dict[bool, collections.deque[asyncio.Future[aiosmtplib.SMTP]]] = {
+        self._idle: list[SmtpConnection] = []
+        self._waiters: dict[bool, collections.deque[asyncio.Future[SmtpConnection]]] = {
             True: collections.deque(), False: collections.deque()}
         self._created = 0
         self._secrets = config.secrets()
 
-    def _client(self) -> aiosmtplib.SMTP:
+    def _client(self) -> SmtpConnection:
         c = self.config
-        return aiosmtplib.SMTP(
-            hostname=c.host, port=c.port, username=c.username, password=c.password, use_tls=c.use_tls,
-            start_tls=c.start_tls if c.start_tls else False, timeout=c.timeout, validate_certs=c.validate_certs,
-            tls_context=None if c.validate_certs else ssl._create_unverified_context(),
-        )
+        return SmtpConnection(c.host, c.port, username=c.username, password=c.password, use_tls=c.use_tls,
+                              start_tls=c.start_tls,
+                              tls_context=None if c.validate_certs else ssl._create_unverified_context())
 
     # --- the connection pool ----------------------------------------------------------------------
-    async def _acquire(self, priority: bool) -> aiosmtplib.SMTP:
+    async def _acquire(self, priority: bool) -> SmtpConnection:
         """A connection of the pool, first come first served within each class (callers, then workers): a
         released connection goes straight to the longest waiter, so a sender that releases and asks again
         cannot jump the queue."""
@@ -218,7 +215,7 @@ class SmtpTransport:
         if self._created < self.config.connections:
             self._created += 1
             return self._client()
-        waiter: asyncio.Future[aiosmtplib.SMTP] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[SmtpConnection] = asyncio.get_running_loop().create_future()
         self._waiters[priority].append(waiter)
         try:
             return await waiter
@@ -227,7 +224,7 @@ class SmtpTransport:
                 self._release(waiter.result())
             raise
 
-    def _release(self, client: aiosmtplib.SMTP) -> None:
+    def _release(self, client: SmtpConnection) -> None:
         for priority in (True, False):
             waiters = self._waiters[priority]
             while waiters:
@@ -240,7 +237,7 @@ class SmtpTransport:
     def _callers_waiting(self) -> bool:
         return any(not w.done() for w in self._waiters[True])
 
-    async def _acquire_for(self, run: _Run) -> aiosmtplib.SMTP | None:
+    async def _acquire_for(self, run: _Run) -> SmtpConnection | None:
         """A connection, or None when the run's deadline passes or its stop is set while waiting."""
         priority = run.deadline is not None
         if self._idle or self._created < self.config.connections:
@@ -280,41 +277,20 @@ class SmtpTransport:
         return DeliveryResult(item.outbox_id, Outcome.TEMPORARY, None,
                               self._scrub(f"{type(exc).__name__}: {exc}"), Stage.CONNECT)
 
-    async def _connect(self, client: aiosmtplib.SMTP, item: Outgoing, timeout: float) -> DeliveryResult | None:
-        """Open the session (greeting, STARTTLS, EHLO, AUTH); a refusal becomes the message's result."""
+    async def _connect(self, client: SmtpConnection, item: Outgoing, timeout: float) -> DeliveryResult | None:
+        """Open the session (greeting, EHLO, STARTTLS, AUTH); a refusal becomes the message's result.  Network
+        trouble and timeouts propagate (the caller makes them the message's TEMPORARY result)."""
         try:
-            await client.connect(timeout=timeout)
-            if client.is_ehlo_or_helo_needed:  # now, so that a refused EHLO is told apart from a refused MAIL
-                try:
-                    await client.ehlo()
-                except aiosmtplib.SMTPHeloError:
-                    if not client.is_connected:
-                        raise
-                    await client.helo()
-        except aiosmtplib.SMTPConnectResponseError as exc:
-            await _drop(client)
-            return self._refused(item, Stage.GREETING, exc.code, exc.message)
-        except aiosmtplib.SMTPHeloError as exc:
-            await _drop(client)
-            return self._refused(item, Stage.EHLO, exc.code, exc.message)
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            await _drop(client)
-            return self._refused(item, Stage.AUTH, exc.code, exc.message)
-        except aiosmtplib.SMTPResponseException as exc:  # STARTTLS refused, or another session reply
-            await _drop(client)
-            if exc.code == 421:
-                return self._refused(item, Stage.GREETING, exc.code, exc.message)
-            return self._refused(item, Stage.TLS if self.config.start_tls else Stage.GREETING, exc.code, exc.message)
-        except (TimeoutError, OSError):
-            raise
-        except aiosmtplib.SMTPException as exc:  # e.g. credentials given but the relay offers no AUTH
-            await _drop(client)
-            stage = Stage.AUTH if "auth" in str(exc).lower() else Stage.TLS
-            return DeliveryResult(item.outbox_id, Outcome.RELAY, None, self._scrub(f"{stage.value.upper()}: {exc}"),
-                                  stage)
+            async with asyncio.timeout(timeout):
+                await client.open()
+        except SmtpRefused as exc:
+            return self._refused(item, exc.stage, exc.reply.code, exc.reply.text)
+        except SmtpUnsupported as exc:  # e.g. credentials given but the relay offers no AUTH
+            return DeliveryResult(item.outbox_id, Outcome.RELAY, None,
+                                  self._scrub(f"{exc.stage.value.upper()}: {exc}"), exc.stage)
         return None
 
-    async def _send_one(self, client: aiosmtplib.SMTP, item: Outgoing, raw: bytes,
+    async def _send_one(self, client: SmtpConnection, item: Outgoing, raw: bytes,
                         run: _Run) -> DeliveryResult | None:
         """The result of one transaction, or None when a stop cut it short (its outcome is unknown: the
         caller releases the message, which may then be sent again, under the same Message-ID)."""
@@ -335,40 +311,23 @@ class SmtpTransport:
                         refused = await self._connect(client, item, timeout)
                         if refused is not None:
                             return refused
-                    errors, _ = await client.sendmail(self.config.sender, [item.recipient], raw, timeout=timeout)
+                    async with asyncio.timeout(timeout):
+                        stage, reply = await client.transaction(self.config.sender, item.recipient, raw)
                 finally:
                     run.inflight.discard(cm)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused_rcpt = exc.recipients[0] if exc.recipients else None
-            if refused_rcpt is None:
-                return self._refused(item, Stage.RCPT, 550, str(exc))
-            return self._refused(item, Stage.RCPT, refused_rcpt.code, refused_rcpt.message)
-        except aiosmtplib.SMTPSenderRefused as exc:
-            await _drop(client)
-            return self._refused(item, Stage.MAIL, exc.code, exc.message)
-        except aiosmtplib.SMTPHeloError as exc:
-            await _drop(client)
-            return self._refused(item, Stage.EHLO, exc.code, exc.message)
-        except aiosmtplib.SMTPDataError as exc:
-            if exc.code == 421:
-                await _drop(client)
-            return self._refused(item, Stage.DATA, exc.code, exc.message)
-        except aiosmtplib.SMTPResponseException as exc:
-            await _drop(client)
-            return self._refused(item, Stage.MAIL, exc.code, exc.message)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            await _drop(client)
+        except (TimeoutError, OSError) as exc:  # SmtpProtocolError too: the session's state is unknown
+            client.close()
             if run.stopping:
                 return None
             return self._broken(item, exc)
         except Exception as exc:  # noqa: BLE001 - never let one message abort the batch's bookkeeping
-            await _drop(client)
+            client.close()
             return self._broken(item, exc)
-        # An SMTP transaction can "succeed" while refusing some recipients: check ours explicitly.
-        if item.recipient in errors:
-            reply = errors[item.recipient]
-            return self._refused(item, Stage.RCPT, reply.code, reply.message)
-        return DeliveryResult(item.outbox_id, Outcome.SENT, 250, "accepted", Stage.DATA)
+        if 200 <= reply.code < 300:
+            return DeliveryResult(item.outbox_id, Outcome.SENT, reply.code, "accepted", Stage.DATA)
+        if stage is Stage.MAIL:  # the sender refused: the next session may be told otherwise
+            client.close()
+        return self._refused(item, stage, reply.code, reply.text)
 
     # --- a batch -------------------------------------------------------------------------------------
     async def send(self, batch: Sequence[Outgoing], deadline: float | None = None,
@@ -385,7 +344,7 @@ class SmtpTransport:
             # A worker's lane holds a connection for one message at a time, so that a call waiting for one
             # gets it next; a call's lane keeps its connection while no other call waits for one (calls take
             # turns among themselves).  Waiting for a connection counts against the deadline.
-            client: aiosmtplib.SMTP | None = None
+            client: SmtpConnection | None = None
             try:
                 while queue and run.may_start(loop.time()):
                     if client is None:
@@ -427,17 +386,11 @@ class SmtpTransport:
         idle, self._idle = self._idle, []
         self._created -= len(idle)
         for client in idle:
-            if client.is_connected:
-                try:  # briefly: a stopping process must not wait on a slow relay to say goodbye
-                    await client.quit(timeout=min(1.0, self.config.timeout))
-                except (TimeoutError, aiosmtplib.SMTPException, OSError):
-                    client.close()
-
-
-async def _drop(client: aiosmtplib.SMTP) -> None:
-    """After an error mid-transaction the connection state is unknown: start afresh next time."""
-    if client.is_connected:
-        client.close()
+            try:  # briefly: a stopping process must not wait on a slow relay to say goodbye
+                async with asyncio.timeout(min(1.0, self.config.timeout)):
+                    await client.quit()
+            except (TimeoutError, OSError):
+                client.close()
 
 
 # --- Maildir ------------------------------------------------------------------------------------
