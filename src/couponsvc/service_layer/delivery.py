@@ -50,6 +50,9 @@ class DeliveryConfig:
     lease: timedelta = timedelta(seconds=30)
     batch_size: int = 200
     poll_interval: float = 0.5
+    #: batches in flight at once per worker: while one is sent, the next is claimed and the last one settled,
+    #: so the relay connections never wait on the database
+    pipeline: int = 2
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -185,8 +188,20 @@ class Deliverer:
             await self._deliver(self.name, claimed, None, stop)
         return len(claimed)
 
+    async def run_until_idle(self, stop: asyncio.Event | None = None) -> None:
+        """Deliver until nothing is due (messages waiting for a later retry are left for later)."""
+        async def drain() -> None:
+            while not (stop is not None and stop.is_set()) and await self.run_once(stop):
+                pass
+
+        await asyncio.gather(*(drain() for _ in range(max(1, self.config.pipeline))))
+
     async def run_forever(self, stop: asyncio.Event) -> None:
         log.info("delivery worker %s started", self.name)
+        await asyncio.gather(*(self._loop(stop) for _ in range(max(1, self.config.pipeline))))
+        log.info("delivery worker %s stopped", self.name)
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 claimed = await self.run_once(stop)
@@ -198,4 +213,3 @@ class Deliverer:
                     await asyncio.wait_for(stop.wait(), self.config.poll_interval)
                 except TimeoutError:
                     pass
-        log.info("delivery worker %s stopped", self.name)

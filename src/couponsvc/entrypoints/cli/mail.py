@@ -37,8 +37,7 @@ def worker(until_idle: bool) -> None:
             loop.add_signal_handler(sig, stop.set)
         try:
             if until_idle:
-                while not stop.is_set() and await deliverer.run_once(stop):
-                    pass
+                await deliverer.run_until_idle(stop)
             else:
                 await deliverer.run_forever(stop)
         finally:
