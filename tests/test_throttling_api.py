@@ -271,3 +271,38 @@ def test_two_servers_share_one_user_limit_through_redis(tmp_path_factory: pytest
     finally:
         a.stop()
         b.stop()
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_a_twin_reset_forgets_the_calls_counted(tmp_path_factory: pytest.TempPathFactory, store: str) -> None:
+    """A test suite resets the twin between tests: the next test must not inherit the last one's throttle."""
+    from couponsvc.testing import start_twin
+
+    prefix = f"couponsvc-test-{uuid.uuid4().hex}:"
+    env = {"COUPONSVC_THROTTLE_USER": "3/600"}
+    if store == "redis":
+        env |= {"COUPONSVC_REDIS_URL": "redis://127.0.0.1:6379/0", "COUPONSVC_REDIS_PREFIX": prefix}
+    twin = start_twin(tmp_path_factory.mktemp(f"twin-throttle-{store}"), env=env)
+    other = None
+    if store == "redis":  # a key of another prefix (another deployment on the same Redis) is left alone
+        import redis
+
+        other = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        other.set(f"couponsvc-other-{uuid.uuid4().hex}:throttle:user:1", "kept", ex=600)
+    try:
+        def call() -> int:
+            return restkit.post(twin.url, INFO, {"CustomerId": "222"}, auth=twin.access_token,
+                                dev=twin.developer_token).status_code
+
+        assert [call() for _ in range(4)] == [200, 200, 200, 429]
+        twin.reset()
+        assert [call() for _ in range(4)] == [200, 200, 200, 429]
+        if other is not None:
+            assert other.keys(f"{prefix}*"), "the twin counts in Redis under its prefix"
+            assert any(other.get(k) == b"kept" for k in other.keys("couponsvc-other-*"))
+    finally:
+        twin.stop()
+        if other is not None:
+            for key in other.keys(f"{prefix}*") + other.keys("couponsvc-other-*"):
+                other.delete(key)
+            other.close()

@@ -143,4 +143,5 @@ def _twin_container(settings: Settings, engine: Engine, uow: SqlUnitOfWork, tran
                           transport=FaultInjectingTransport(transport, twin.pick_mail_faults), twin=twin,
                           in_use=in_use)
     twin.relay_probe = lambda: container.relay_status().as_json()
+    twin.on_reset = lambda: container.throttle.clear()
     return container

@@ -46,6 +46,9 @@ class Refusal:
 class ThrottleStore(Protocol):
     def admit(self, buckets: Sequence[Bucket]) -> Refusal | None: ...
     def record(self, bucket: Bucket) -> None: ...
+    def clear(self) -> None:
+        """Forget every call counted so far (the twin's reset)."""
+        ...
     def close(self) -> None: ...
 
 
@@ -157,6 +160,17 @@ class SqlThrottleStore:
 
         self._run(insert)
 
+    def clear(self) -> None:
+        def delete(conn: Any) -> None:
+            if not self._pg:
+                conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM throttle_events")
+            conn.execute("DELETE FROM throttle_buckets")
+            if not self._pg:
+                conn.execute("COMMIT")
+
+        self._run(delete)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -246,6 +260,12 @@ class RedisThrottleStore:
             self._record(keys=[self.prefix + bucket.key], args=[uuid.uuid4().hex, repr(bucket.limit.seconds)])
         except self._redis_errors as exc:
             self._failed(exc)
+
+    def clear(self) -> None:
+        """Delete this prefix's throttle keys (SCAN, not KEYS: a shared Redis is not blocked meanwhile)."""
+        keys = list(self.client.scan_iter(match=self.prefix + "*", count=1000))
+        for start in range(0, len(keys), 1000):
+            self.client.delete(*keys[start:start + 1000])
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1

@@ -105,6 +105,13 @@ class Throttle:
                     self.store.record(bucket)
             raise
 
+    def clear(self) -> None:
+        """Forget every call counted (the twin's reset): the store's rows or Redis keys of this prefix."""
+        s = self.settings
+        if self._store is not None or s.redis_url or any(
+                limit is not None for limit in (s.throttle_user, s.throttle_developer_token, s.throttle_code_guesses)):
+            self.store.clear()
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()

@@ -106,6 +106,8 @@ class Twin:
     #: the mail relay's recorded state as /health shows it (service_layer.relay, through the container)
     relay_probe: Callable[[], dict[str, Any]] = lambda: {"state": "unknown", "last_code": None,
                                                          "last_reply": None, "since": None}
+    #: run by reset after the database part: clears what lives elsewhere (the throttle's Redis counters)
+    on_reset: Callable[[], None] | None = None
 
     # --- hooks on the API path ---------------------------------------------------------------------------
     def _fires(self, rule: FaultRow) -> bool:
@@ -179,6 +181,8 @@ class Twin:
                     apply_seed(store.conn, seed, now, source)
 
         await asyncio.to_thread(work)
+        if self.on_reset is not None:  # what lives outside the database: the throttle's counters in Redis
+            await asyncio.to_thread(self.on_reset)
         self.clock.remember(ClockState())
         return {"reset": True, "seeds": [source for source, _ in seeds]}
 
