@@ -143,10 +143,14 @@ def test_list_refuses_a_filter_value_with_control_characters(cli: Cli) -> None:
 
 
 EXPECTED_INVENTORY = [
-    {"customer_id": 222, "name": "Empty", "available": 0, "dispatched": 0, "redeemed": 0, "expired": 0},
-    {"customer_id": 222, "name": "OLD", "available": 0, "dispatched": 1, "redeemed": 0, "expired": 2},
-    {"customer_id": 222, "name": "Spring-100", "available": 6, "dispatched": 2, "redeemed": 2, "expired": 1},
-    {"customer_id": 333, "name": "FAB", "available": 2, "dispatched": 0, "redeemed": 0, "expired": 0},
+    {"customer_id": 222, "name": "Empty", "available": 0, "dispatched": 0, "distributed": 0, "redeemed": 0,
+     "expired": 0},
+    {"customer_id": 222, "name": "OLD", "available": 0, "dispatched": 1, "distributed": 0, "redeemed": 0,
+     "expired": 2},
+    {"customer_id": 222, "name": "Spring-100", "available": 6, "dispatched": 2, "distributed": 0, "redeemed": 2,
+     "expired": 1},
+    {"customer_id": 333, "name": "FAB", "available": 2, "dispatched": 0, "distributed": 0, "redeemed": 0,
+     "expired": 0},
 ]
 
 
@@ -162,14 +166,14 @@ def test_inventory_for_one_customer(cli: Cli) -> None:
 
 def test_inventory_table(cli: Cli) -> None:
     header, *rows = cli.run("coupons", "inventory").stdout.splitlines()
-    assert header.split() == ["customer", "class", "available", "dispatched", "redeemed", "expired"]
+    assert header.split() == ["customer", "class", "available", "dispatched", "distributed", "redeemed", "expired"]
     assert [r.split() for r in rows] == [
-        [str(e["customer_id"]), str(e["name"]), str(e["available"]), str(e["dispatched"]), str(e["redeemed"]),
-         str(e["expired"])] for e in EXPECTED_INVENTORY]
+        [str(e["customer_id"]), str(e["name"]), str(e["available"]), str(e["dispatched"]), str(e["distributed"]),
+         str(e["redeemed"]), str(e["expired"])] for e in EXPECTED_INVENTORY]
 
 
 def test_inventory_table_groups_thousands(tmp_path: Path) -> None:
     cli = Cli(tmp_path / "data")
     cli.load({"customers": [{"id": 9, "name": "Big", "coupon_classes": [{"name": "BULK", "generate": 1500}]}]})
     (row,) = cli.run("coupons", "inventory").stdout.splitlines()[1:]
-    assert row.split() == ["9", "BULK", "1,500", "0", "0", "0"]
+    assert row.split() == ["9", "BULK", "1,500", "0", "0", "0", "0"]

@@ -38,3 +38,24 @@ def test_bad_seed_values_name_the_key(tmp_path: Path) -> None:
     bad_feature = {"customers": [{"id": 9, "name": "X", "coupon_classes": [{"name": "C", "feature_id": 2**31}]}]}
     assert "customers[0].coupon_classes[0].feature_id" in cli.refused("load", str(cli.write("b.json", bad_feature)))
     assert cli.query("SELECT count(*) FROM customers") == [(0,)]
+
+
+def test_inventory_counts_the_coupons_distributed_to_accounts(tmp_path: Path) -> None:
+    from couponsvc.service_layer.auth import Credentials
+    from couponsvc.service_layer.distribute import DistributeCouponsRequest, distribute_coupons
+    from tests.support.family import BOB, DEV
+    from tests.support.service import make_container
+
+    cli = Cli(tmp_path / "cli")
+    cli.load(SEED)
+    c = make_container(cli.data_dir, DATABASE_URL=cli.database_url, DELIVERY_TIMEOUT="0")
+    try:  # DistributeCoupons as the API runs it: one FAB-F coupon to Bob's account 444
+        outcome = distribute_coupons(c.uow, c.clock, c.dispatch_config, c.authenticate(Credentials(DEV, BOB)),
+                                     DistributeCouponsRequest(["444"], "FAB-F", None, False), "tid-inventory")
+        assert outcome.partial_errors == [[]], outcome
+    finally:
+        c.close()
+    (line,) = cli.run("coupons", "inventory", "--json", "--customer", "333").stdout.splitlines()
+    assert '"available": 1, "dispatched": 0, "distributed": 1, "redeemed": 0' in line
+    header, row = cli.run("coupons", "inventory", "--customer", "333").stdout.splitlines()
+    assert header.split()[4] == "distributed" and row.split() == ["333", "FAB-F", "1", "0", "1", "0", "0"]

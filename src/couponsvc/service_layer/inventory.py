@@ -52,7 +52,8 @@ class Inventory:
 
     def as_dict(self) -> dict[str, object]:
         return {"customer_id": self.cls.customer_id, "name": self.cls.name, "available": self.available,
-                "dispatched": self.dispatched, "redeemed": self.redeemed, "expired": self.expired}
+                "dispatched": self.dispatched, "distributed": self.distributed, "redeemed": self.redeemed,
+                "expired": self.expired}
 
 
 @dataclass(frozen=True, slots=True)

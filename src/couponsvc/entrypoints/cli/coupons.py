@@ -60,7 +60,8 @@ def coupons_list(customers: tuple[int, ...], class_name: str | None, code: str |
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 @guard
 def coupons_inventory(customers: tuple[int, ...], as_json: bool) -> None:
-    """Per coupon class: how many coupons are available, dispatched, redeemed, and expired unused."""
+    """Per coupon class: how many coupons are available, dispatched (sent by email), distributed (given to an
+    account by DistributeCoupons), redeemed, and expired unused."""
     from couponsvc.service_layer.inventory import overview
 
     c = container()
@@ -70,10 +71,11 @@ def coupons_inventory(customers: tuple[int, ...], as_json: bool) -> None:
         for r in rows:
             click.echo(json.dumps(r))
         return
-    click.echo(f"{'customer':>9}  {'class':<24} {'available':>10} {'dispatched':>10} {'redeemed':>10} {'expired':>8}")
+    click.echo(f"{'customer':>9}  {'class':<24} {'available':>10} {'dispatched':>10} {'distributed':>11} "
+               f"{'redeemed':>10} {'expired':>8}")
     for r in rows:
         click.echo(f"{r['customer_id']:>9}  {r['name']:<24} {r['available']:>10,} {r['dispatched']:>10,} "
-                   f"{r['redeemed']:>10,} {r['expired']:>8,}")
+                   f"{r['distributed']:>11,} {r['redeemed']:>10,} {r['expired']:>8,}")
 
 
 def register(cli: click.Group) -> None:
