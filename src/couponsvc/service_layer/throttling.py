@@ -106,10 +106,9 @@ class Throttle:
             raise
 
     def clear(self) -> None:
-        """Forget every call counted (the twin's reset): the store's rows or Redis keys of this prefix."""
-        s = self.settings
-        if self._store is not None or s.redis_url or any(
-                limit is not None for limit in (s.throttle_user, s.throttle_developer_token, s.throttle_code_guesses)):
+        """Forget every call counted (the twin's reset): the store's rows, or Redis keys of this prefix.  A
+        database store not made yet has counted nothing in this process; its tables go with the reset."""
+        if self._store is not None or self.settings.redis_url:
             self.store.clear()
 
     def close(self) -> None:

@@ -221,7 +221,7 @@ class SmtpConnection:
             elif mail_reply.code // 100 == 2 and self.is_connected:  # a transaction is open: end it
                 if (await self._command(b"RSET")).code // 100 != 2:
                     self.close()
-        except (OSError, SmtpProtocolError):  # the refusal stands; the session starts afresh next time
+        except OSError:  # SmtpProtocolError too: the refusal stands; the session starts afresh next time
             self.close()
         return decided
 
