@@ -22,7 +22,7 @@ from couponsvc.adapters.csvcodes import CsvError, read_codes_csv
 from couponsvc.adapters.db import make_engine
 from couponsvc.adapters.migrate import upgrade
 from couponsvc.adapters.seed import apply_seed, parse_seed
-from couponsvc.domain.codes import generate_codes
+from couponsvc.domain.codes import NewCodes, generate_codes
 from couponsvc.service_layer.unit_of_work import SqlUnitOfWork
 from tests.support.cli import Cli
 from tests.support.databases import postgres_schema_url
@@ -237,7 +237,7 @@ def test_insert_codes_across_chunks(engine: Engine, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(admin, "CHUNK", 3)
     monkeypatch.setattr(admin, "LOOKUP_CHUNK", 2)
     spring = _class_id(engine, "SPRING-100")
-    rows = [admin.CodeRow(c) for c in ("N1", "SPR-0001", "N2", "N3", "OTH-0001", "N4", "N5", "FAB-0001", "N6")]
+    rows = NewCodes(["N1", "SPR-0001", "N2", "N3", "OTH-0001", "N4", "N5", "FAB-0001", "N6"])
     progress: list[int] = []
     with engine.connect() as conn, conn.begin():
         report = admin.insert_codes(conn, spring, rows, "import", datetime(2026, 1, 2), progress.append,
@@ -271,7 +271,7 @@ def test_generate_into_class_draws_again_for_collisions(engine: Engine, monkeypa
 def test_generate_into_class_gives_up_when_the_pattern_is_used_up(engine: Engine) -> None:
     spring = _class_id(engine, "SPRING-100")
     with engine.connect() as conn, conn.begin():
-        admin.insert_codes(conn, spring, [(str(d), None) for d in range(10)], "import", datetime(2026, 1, 2))
+        admin.insert_codes(conn, spring, NewCodes([str(d) for d in range(10)]), "import", datetime(2026, 1, 2))
         with pytest.raises(admin.CodeSpaceExhausted, match="pattern"):
             admin.generate_into_class(conn, spring, lambda n: generate_codes("9", n), 1, "generated",
                                       datetime(2026, 1, 2))

@@ -9,9 +9,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from couponsvc.adapters.db import make_engine
-from couponsvc.adapters.migrate import current_revision, head_revision, upgrade
+from couponsvc.adapters.migrate import HEAD, current_revision, head_revision, upgrade
 from couponsvc.adapters.schema import metadata
 from tests.support.databases import database_url
+
+
+def test_the_head_the_start_up_check_knows_is_the_scripts_head(tmp_path: Path) -> None:
+    """Start-up skips Alembic when the schema is at migrate.HEAD: a new migration must move HEAD too."""
+    engine = make_engine(f"sqlite:///{tmp_path}/db.sqlite")
+    try:
+        assert HEAD == head_revision(engine), "a new migration: set couponsvc.adapters.migrate.HEAD to its revision"
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

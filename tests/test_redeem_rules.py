@@ -14,6 +14,7 @@ from sqlalchemy import select
 from couponsvc.adapters import admin
 from couponsvc.adapters import schema as t
 from couponsvc.bootstrap import Container
+from couponsvc.domain.codes import NewCodes
 from couponsvc.domain.errors import ServiceFault
 from couponsvc.service_layer.auth import Principal
 from couponsvc.service_layer.coupons import (
@@ -53,7 +54,7 @@ def svc(tmp_path: Path) -> Iterator[Container]:
     c = make_container(tmp_path, SEED)
     with c.uow.write() as store:  # a code with an expiry of its own, before its class's
         class_id = store.conn.scalar(select(t.coupon_classes.c.id).where(t.coupon_classes.c.name == "LONG"))
-        admin.insert_codes(store.conn, class_id, [admin.CodeRow("L-OWN", datetime(2026, 6, 25))], "import", NOW)
+        admin.insert_codes(store.conn, class_id, NewCodes(["L-OWN"], [datetime(2026, 6, 25)]), "import", NOW)
     yield c
     c.close()
 

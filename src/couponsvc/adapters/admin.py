@@ -7,13 +7,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from couponsvc.adapters import schema as t
+from couponsvc.domain.codes import NewCodes
 from couponsvc.domain.errors import ConfigurationError
 
 #: rows per executemany call; also the granularity of progress reports and of the conflict lookup
@@ -26,11 +27,6 @@ SQLITE_BULK_CACHE_KIB = 256 * 1024
 #: ... grown with the import (about 160 bytes of index pages per code), up to this: past the cache, every random
 #: insert into the code index rereads its pages, and a 10-million-code import would cost 3x per code
 SQLITE_BULK_CACHE_MAX_KIB = 2 * 1024 * 1024
-
-
-class CodeRow(NamedTuple):
-    code: str
-    expires_at: datetime | None = None
 
 
 class CodeSpaceExhausted(ConfigurationError):
@@ -123,32 +119,32 @@ def _bulk_tuning(conn: Connection, rows: int) -> Iterator[None]:
 
 
 def insert_codes(
-    conn: Connection, class_id: int, rows: Sequence[tuple[str, datetime | None]], origin: str, now: datetime,
+    conn: Connection, class_id: int, new: NewCodes, origin: str, now: datetime,
     progress: Callable[[int], object] | None = None, *, stop_on_conflict: bool = True,
 ) -> InsertReport:
-    """Insert new codes (``(code, expires_at)`` pairs, e.g. CodeRow) as ``available`` coupons, in the given
-    order (which is the dispatch order); codes already in this class are skipped.
+    """Insert new codes as ``available`` coupons, in the given order (which is the dispatch order); codes
+    already in this class are skipped.
 
-    ``rows`` must hold no duplicate codes.  Codes already in another class are not inserted and are
+    ``new`` must hold no duplicate codes.  Codes already in another class are not inserted and are
     collected in ``conflicts``; the caller refuses the load (rolls the transaction back) when there are
     any, so by default the work stops after the chunk that found the first ones.  ``progress`` is
-    called with the number of rows handled after each chunk.
+    called with the number of codes handled after each chunk.
 
-    This is the bulk path of `codes import` (a million rows is routine), on the caller's connection and
+    This is the bulk path of `codes import` (a million codes is routine), on the caller's connection and
     transaction: one ``INSERT ... SELECT`` per chunk from ``json_each`` on SQLite (instead of a statement per
     row); ``COPY`` on PostgreSQL, or ``INSERT ... SELECT FROM unnest(...)`` for a chunk holding codes that exist.
     """
     report = InsertReport()
-    if not rows:
+    if not len(new):
         return report
     insert_chunk = _chunk_inserter(conn, class_id, origin, now)
-    with _bulk_tuning(conn, len(rows)):
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start:start + CHUNK]
+    with _bulk_tuning(conn, len(new)):
+        for start in range(0, len(new), CHUNK):
+            chunk = new.part(start, start + CHUNK)
             inserted = insert_chunk(chunk)
             report.inserted += inserted
             if inserted != len(chunk):
-                elsewhere = _codes_in_other_classes(conn, class_id, [code for code, _ in chunk])
+                elsewhere = _codes_in_other_classes(conn, class_id, chunk.codes)
                 report.conflicts.extend(elsewhere)
                 report.already_in_class += len(chunk) - inserted - len(elsewhere)
             if progress is not None:
@@ -158,10 +154,8 @@ def insert_codes(
     return report
 
 
-def _chunk_inserter(
-    conn: Connection, class_id: int, origin: str, now: datetime,
-) -> Callable[[Sequence[tuple[str, datetime | None]]], int]:
-    """A function that inserts one chunk of ``(code, expires_at)`` rows in order, skipping codes that exist
+def _chunk_inserter(conn: Connection, class_id: int, origin: str, now: datetime) -> Callable[[NewCodes], int]:
+    """A function that inserts one chunk of codes in order, skipping codes that exist
     (``ON CONFLICT (code) DO NOTHING``), and returns how many it inserted."""
     dialect = conn.dialect
     table = dialect.identifier_preparer.format_table(t.coupons)
@@ -177,20 +171,19 @@ def _chunk_inserter(
 
         copy_sql = f"COPY {table} ({columns}) FROM STDIN"
 
-        def insert_pg(chunk: Sequence[tuple[str, datetime | None]]) -> int:
+        def insert_pg(chunk: NewCodes) -> int:
+            expiries = list(chunk.expiries) if chunk.expiries is not None else [None] * len(chunk)
             # COPY first (the common case: new codes): it is the fastest way in, but it cannot skip a code
             # that exists; at the first such code the savepoint undoes the chunk and ON CONFLICT sorts it out
             try:
                 with conn.begin_nested(), conn.connection.driver_connection.cursor() as cur:  # type: ignore[union-attr]
                     with cur.copy(copy_sql) as copy:
-                        for code, exp in chunk:
+                        for code, exp in zip(chunk.codes, expiries, strict=True):
                             copy.write_row((class_id, code, "available", origin, exp, now))
                 return len(chunk)
             except UniqueViolation:
                 pass
-            codes = [code for code, _ in chunk]
-            expiries = [exp for _, exp in chunk]
-            return conn.exec_driver_sql(pg_sql, (class_id, origin, now, codes, expiries)).rowcount
+            return conn.exec_driver_sql(pg_sql, (class_id, origin, now, list(chunk.codes), expiries)).rowcount
 
         return insert_pg
 
@@ -209,11 +202,12 @@ def _chunk_inserter(
     created = to_db(now)
     dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
-    def insert_json(chunk: Sequence[tuple[str, datetime | None]]) -> int:
-        if any(exp is not None for _, exp in chunk):
-            data = dumps([(code, None if exp is None else to_db(exp)) for code, exp in chunk])
+    def insert_json(chunk: NewCodes) -> int:
+        if chunk.expiries is not None:
+            data = dumps([(code, None if exp is None else to_db(exp))
+                          for code, exp in zip(chunk.codes, chunk.expiries, strict=True)])
             return conn.exec_driver_sql(with_expiry, (class_id, origin, created, data)).rowcount
-        data = dumps([code for code, _ in chunk])
+        data = dumps(chunk.codes if isinstance(chunk.codes, list) else list(chunk.codes))
         return conn.exec_driver_sql(codes_only, (class_id, origin, created, data)).rowcount
 
     return insert_json
@@ -248,7 +242,7 @@ def generate_into_class(
     fruitless = 0
     while missing > 0:
         drawn = list(dict.fromkeys(codes_factory(min(missing, CHUNK))))
-        report = insert_codes(conn, class_id, [(code, None) for code in drawn], origin, now,
+        report = insert_codes(conn, class_id, NewCodes(drawn), origin, now,
                               stop_on_conflict=False)
         missing -= report.inserted
         if progress is not None and report.inserted:

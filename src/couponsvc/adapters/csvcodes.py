@@ -2,9 +2,10 @@
 ignored.
 
 The whole file is checked before anything is written; a problem is reported as ``FILE:LINE: ...``.
-A million lines is routine: the common line (a valid code alone) takes a fast path, and every other
-line (the header, blank lines, an ``expires_at`` column, anything wrong) the careful one, which is the
-only one that words errors.
+A million lines is routine.  The common file (bare valid codes, one per LF-ended line, perhaps a ``code``
+header and blank lines) is checked as a whole with a few string operations that run in C; any other file,
+or a plain one that breaks a rule, goes to the careful reader, which takes the csv module line by line
+(itself with a fast path for the common line) and is the only one that words errors.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from couponsvc.domain.codes import MAX_CODE_LENGTH, code_problem
+from couponsvc.domain.codes import MAX_CODE_LENGTH, NewCodes, code_problem
 from couponsvc.domain.errors import ConfigurationError
 
 
@@ -26,11 +27,27 @@ class CsvError(ConfigurationError):
 
 @dataclass
 class CodesCsv:
-    """A checked CSV: its rows (``(code, expires_at)`` in file order, no duplicates) and each code's line."""
+    """A checked CSV: its codes (in file order, no duplicates, each with its own expiry) and each code's line."""
 
     path: Path
-    rows: list[tuple[str, datetime | None]] = field(default_factory=list)
-    lines: dict[str, int] = field(default_factory=dict)
+    new: NewCodes
+    _lines: dict[str, int] | None = field(default=None, repr=False)
+    # a plain file read as a whole: its physical lines and the header's index (-1: none), from which
+    # ``lines`` is worked out only when it is asked for (an error message, a test)
+    _physical: list[str] = field(default_factory=list, repr=False)
+    _header_at: int = field(default=-1, repr=False)
+
+    @property
+    def lines(self) -> dict[str, int]:
+        """Each code's 1-based line in the file."""
+        if self._lines is None:
+            self._lines = {line: n for n, line in enumerate(self._physical, 1) if line and n - 1 != self._header_at}
+        return self._lines
+
+    @property
+    def rows(self) -> list[tuple[str, datetime | None]]:
+        """``(code, expires_at)`` in file order."""
+        return self.new.rows()
 
     def where(self, code: str) -> str:
         """``FILE:LINE`` of a code of this file."""
@@ -70,9 +87,38 @@ def _decode(path: Path) -> str:
 def read_codes_csv(path: Path) -> CodesCsv:
     """Read and check the whole file; raises CsvError naming ``FILE:LINE`` (or ``FILE``) at fault."""
     text = _decode(path)
-    result = CodesCsv(path)
-    rows, lines = result.rows, result.lines
-    append = rows.append
+    return _read_plain(path, text) or _read_careful(path, text)
+
+
+def _read_plain(path: Path, text: str) -> CodesCsv | None:
+    """A file of bare codes, checked as a whole; None when it is not such a file or breaks a rule (then the
+    careful reader reads it, and words the error).
+
+    The rules are code_problem's and the careful reader's: no quote, comma, CR or space anywhere means
+    that each LF-ended line is one field; printable text has no other whitespace or control character.
+    """
+    if '"' in text or "," in text or "\r" in text or " " in text:
+        return None
+    physical = text.split("\n")
+    if not "".join(physical).isprintable():
+        return None
+    codes = [line for line in physical if line]  # blank lines are ignored
+    if not codes:
+        return None
+    header_at = -1
+    if codes[0].lower() == "code":
+        header_at = physical.index(codes[0])
+        del codes[0]
+    if not codes or max(map(len, codes)) > MAX_CODE_LENGTH or len(set(codes)) != len(codes):
+        return None
+    return CodesCsv(path, NewCodes(codes), _physical=physical, _header_at=header_at)
+
+
+def _read_careful(path: Path, text: str) -> CodesCsv:
+    codes: list[str] = []
+    expiries: list[datetime | None] = []
+    lines: dict[str, int] = {}
+    add_code, add_expiry = codes.append, expiries.append
     started = False  # has the first non-blank line (the one that may be a header) been seen?
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
@@ -83,7 +129,8 @@ def read_codes_csv(path: Path) -> CodesCsv:
                 if 0 < len(code) <= MAX_CODE_LENGTH and code.isprintable() and " " not in code \
                         and code not in lines:
                     lines[code] = reader.line_num
-                    append((code, None))
+                    add_code(code)
+                    add_expiry(None)
                     continue
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue
@@ -103,10 +150,12 @@ def read_codes_csv(path: Path) -> CodesCsv:
             if code in lines:
                 raise CsvError(f"{where}: code {code!r} is repeated (first at line {lines[code]})")
             lines[code] = reader.line_num
-            append((code, _expiry(record[1], where) if len(record) == 2 else None))
+            add_code(code)
+            add_expiry(_expiry(record[1], where) if len(record) == 2 else None)
     except csv.Error as exc:
         raise CsvError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from exc
-    if not rows:
+    if not codes:
         raise CsvError(f"{path}: holds no codes (expected one code per line, optionally after a "
                        "'code[,expires_at]' header)")
-    return result
+    has_expiries = any(e is not None for e in expiries)
+    return CodesCsv(path, NewCodes(codes, expiries if has_expiries else None), _lines=lines)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from couponsvc.adapters import admin
-from couponsvc.domain.codes import DEFAULT_PATTERN, check_capacity, code_problem, generate_codes
+from couponsvc.domain.codes import DEFAULT_PATTERN, NewCodes, check_capacity, code_problem, generate_codes
 from couponsvc.domain.errors import ConfigurationError
 from couponsvc.domain.model import INT64_MAX, class_name_key
 from couponsvc.domain.tokens import token_hash
@@ -327,8 +327,7 @@ def apply_seed(conn: Connection, seed: Seed, now: datetime, source: str) -> Seed
         for cls in customer.classes:
             class_id = admin.upsert_class(conn, customer.id, class_name_key(cls.name), cls.values)
             report.classes += 1
-            rows = [admin.CodeRow(code) for code, _ in cls.codes]
-            result = admin.insert_codes(conn, class_id, rows, "seed", now)
+            result = admin.insert_codes(conn, class_id, NewCodes([code for code, _ in cls.codes]), "seed", now)
             if result.conflicts:
                 where = dict(cls.codes)
                 first = result.conflicts[0]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 MAX_CODE_LENGTH = 100
 
@@ -35,6 +37,34 @@ def code_problem(code: str) -> str | None:
     if not code.isprintable() or " " in code:
         return "the code has spaces or control characters"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCodes:
+    """Codes to add to a pool, in dispatch order, with each one's own expiry.
+
+    Two parallel columns rather than a pair per code: a million codes are then one list of strings (and
+    no expiries at all when no code has one), not a million tuples to build and to take apart again.
+    """
+
+    codes: Sequence[str]
+    #: each code's own expiry (naive UTC), parallel to ``codes``; None when no code has one
+    expiries: Sequence[datetime | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def part(self, start: int, stop: int) -> NewCodes:
+        expiries = None if self.expiries is None else self.expiries[start:stop]
+        if expiries is not None and all(e is None for e in expiries):
+            expiries = None
+        return NewCodes(self.codes[start:stop], expiries)
+
+    def rows(self) -> list[tuple[str, datetime | None]]:
+        """``(code, expires_at)`` pairs (for small lists: tests, messages)."""
+        expiries: Iterable[datetime | None] = self.expiries if self.expiries is not None \
+            else itertools.repeat(None)
+        return list(zip(self.codes, expiries, strict=False))
 
 
 def parse_pattern(pattern: str) -> list[str]:

@@ -67,8 +67,8 @@ def import_codes(uow: UnitOfWork, clock: Clock, actor: Actor, customer_id: int, 
         raise CsvError(str(exc).replace(str(path), shown, 1)) from None
     with uow.write() as store:
         cid = _class_id(store.conn, customer_id, class_name)
-        tick = progress(len(parsed.rows)) if progress else None
-        report = admin.insert_codes(store.conn, cid, parsed.rows, "import", clock(), tick)
+        tick = progress(len(parsed.new)) if progress else None
+        report = admin.insert_codes(store.conn, cid, parsed.new, "import", clock(), tick)
         if report.conflicts:
             code = report.conflicts[0]
             raise CsvError(f"{shown}:{parsed.lines[code]}: code {code!r} already belongs to another coupon class;"

@@ -12,15 +12,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from couponsvc.adapters.throttle_store import ThrottleStore
 from couponsvc.domain.errors import Err, ServiceFault
 from couponsvc.domain.throttle import Bucket, retry_after
 from couponsvc.domain.tokens import token_hash
 from couponsvc.service_layer import metrics
 from couponsvc.service_layer.auth import Credentials, Principal
 from couponsvc.settings import Settings
+
+if TYPE_CHECKING:
+    from couponsvc.adapters.throttle_store import ThrottleStore
 
 #: operations that answer 3006 for a code that does not exist: an oracle for guessing codes
 GUESSABLE = frozenset({"RedeemCoupon", "ClaimFeatureAdoptionCoupons"})
