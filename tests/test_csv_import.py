@@ -6,6 +6,7 @@ chunking are checked in-process.  One import also runs against PostgreSQL when i
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from couponsvc.adapters import admin
@@ -142,6 +145,8 @@ def test_unknown_class_is_a_clear_error(cli: Cli, customer: int, class_name: str
     ("code\nOK-1\nBAD 2\nOK-3\n", ":3: ", "the code has spaces or control characters ('BAD 2')"),
     ("OK-1\nBAD\x072\nOK-3\n", ":2: ", "the code has spaces or control characters ('BAD\\x072')"),
     ("OK-1\nOK-2\nOK-1\n", ":3: ", "code 'OK-1' is repeated (first at line 1)"),
+    # a repeat of a code the class already holds: both copies are skipped as "already there" unless checked
+    ("\nSPR-0001\nOK-2\nSPR-0001\n", ":4: ", "code 'SPR-0001' is repeated (first at line 2)"),
     ("OK-1\nOK-2,2030-01-01,x\n", ":2: ", "3 columns; expected code[,expires_at]"),
     ("code,expires_at\nOK-1,2030-01-01\nOK-2,31/12/2030\n", ":3: ",
      "expires_at '31/12/2030' is not an ISO-8601 date"),
@@ -301,3 +306,9 @@ def test_import_on_postgresql(tmp_path: Path, pg_schema: str) -> None:
     with psycopg.connect(PG_URL, options=f"-csearch_path={pg_schema}") as conn:
         got = conn.execute("SELECT code, expires_at FROM coupons WHERE origin = 'import' ORDER BY id").fetchall()
     assert got == [("PG-1", datetime(2030, 6, 30)), ("PG-2", None), ("PG-3", None)]
+
+
+@given(st.lists(st.text(max_size=12), max_size=8))
+def test_the_chunk_payload_is_the_codes_as_json(codes: list[str]) -> None:
+    """The bulk insert hands SQLite its chunk as JSON; a joined fast form must decode to the same codes."""
+    assert json.loads(admin._json_strings(codes)) == codes

@@ -10,8 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from couponsvc.adapters import schema as t
 from couponsvc.domain.codes import NewCodes
@@ -42,7 +40,13 @@ class InsertReport:
 
 
 def _upsert_insert(conn: Connection, table: Any) -> Any:
-    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 def _placeholder(conn: Connection) -> str:
@@ -207,10 +211,19 @@ def _chunk_inserter(conn: Connection, class_id: int, origin: str, now: datetime)
             data = dumps([(code, None if exp is None else to_db(exp))
                           for code, exp in zip(chunk.codes, chunk.expiries, strict=True)])
             return conn.exec_driver_sql(with_expiry, (class_id, origin, created, data)).rowcount
-        data = dumps(chunk.codes if isinstance(chunk.codes, list) else list(chunk.codes))
-        return conn.exec_driver_sql(codes_only, (class_id, origin, created, data)).rowcount
+        return conn.exec_driver_sql(codes_only, (class_id, origin, created, _json_strings(chunk.codes))).rowcount
 
     return insert_json
+
+
+def _json_strings(codes: Sequence[str]) -> str:
+    """``codes`` as a JSON array.  Valid codes are printable (no control characters), so unless one holds a
+    quote or a backslash, each is its own JSON string: a join, ten times faster than the encoder."""
+    body = '","'.join(codes)
+    # the separators hold two quotes each: any other quote is in a code
+    if codes and body.count('"') == 2 * (len(codes) - 1) and "\\" not in body and body.isprintable():
+        return f'["{body}"]'
+    return json.dumps(list(codes), ensure_ascii=False, check_circular=False, separators=(",", ":"))
 
 
 def _codes_in_other_classes(conn: Connection, class_id: int, codes: Sequence[str]) -> list[str]:

@@ -36,6 +36,7 @@ class CodesCsv:
     # ``lines`` is worked out only when it is asked for (an error message, a test)
     _physical: list[str] = field(default_factory=list, repr=False)
     _header_at: int = field(default=-1, repr=False)
+    _repeats_checked: bool = field(default=True, repr=False)
 
     @property
     def lines(self) -> dict[str, int]:
@@ -52,6 +53,20 @@ class CodesCsv:
     def where(self, code: str) -> str:
         """``FILE:LINE`` of a code of this file."""
         return f"{self.path}:{self.lines[code]}"
+
+    def refuse_repeats(self) -> None:
+        """Raise CsvError naming the first code that is repeated in the file, and where it first was."""
+        if self._repeats_checked:
+            return
+        codes = self.new.codes
+        if len(set(codes)) != len(codes):
+            first: dict[str, int] = {}
+            for n, line in enumerate(self._physical, 1):
+                if line and n - 1 != self._header_at:
+                    if line in first:
+                        raise CsvError(f"{self.path}:{n}: code {line!r} is repeated (first at line {first[line]})")
+                    first[line] = n
+        self._repeats_checked = True
 
 
 def _expiry(raw: str, where: str) -> datetime | None:
@@ -84,10 +99,18 @@ def _decode(path: Path) -> str:
         raise CsvError(f"{path}:{_line_at(data, exc.start)}: is not UTF-8 text ({exc.reason})") from None
 
 
-def read_codes_csv(path: Path) -> CodesCsv:
-    """Read and check the whole file; raises CsvError naming ``FILE:LINE`` (or ``FILE``) at fault."""
+def read_codes_csv(path: Path, *, check_repeats: bool = True) -> CodesCsv:
+    """Read and check the whole file; raises CsvError naming ``FILE:LINE`` (or ``FILE``) at fault.
+
+    ``check_repeats=False`` may leave a code that is repeated in the file to ``refuse_repeats``.  An importer
+    can afford that (and save a set of a million codes) because a repeat cannot go unnoticed there: the
+    database refuses the second copy, so the import has fewer new codes than the file has codes.
+    """
     text = _decode(path)
-    return _read_plain(path, text) or _read_careful(path, text)
+    parsed = _read_plain(path, text) or _read_careful(path, text)
+    if check_repeats:
+        parsed.refuse_repeats()
+    return parsed
 
 
 def _read_plain(path: Path, text: str) -> CodesCsv | None:
@@ -109,9 +132,9 @@ def _read_plain(path: Path, text: str) -> CodesCsv | None:
     if codes[0].lower() == "code":
         header_at = physical.index(codes[0])
         del codes[0]
-    if not codes or max(map(len, codes)) > MAX_CODE_LENGTH or len(set(codes)) != len(codes):
+    if not codes or max(map(len, codes)) > MAX_CODE_LENGTH:
         return None
-    return CodesCsv(path, NewCodes(codes), _physical=physical, _header_at=header_at)
+    return CodesCsv(path, NewCodes(codes), _physical=physical, _header_at=header_at, _repeats_checked=False)
 
 
 def _read_careful(path: Path, text: str) -> CodesCsv:

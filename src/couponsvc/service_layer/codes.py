@@ -9,6 +9,7 @@ import csv
 import io
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -61,22 +62,33 @@ def import_codes(uow: UnitOfWork, clock: Clock, actor: Actor, customer_id: int, 
     started = time.perf_counter()
     shown = display_name or str(path)
     class_id(uow, customer_id, class_name)  # a mistyped class fails before a long read
-    try:
-        parsed = read_codes_csv(path)
-    except CsvError as exc:
-        raise CsvError(str(exc).replace(str(path), shown, 1)) from None
-    with uow.write() as store:
-        cid = _class_id(store.conn, customer_id, class_name)
-        tick = progress(len(parsed.new)) if progress else None
-        report = admin.insert_codes(store.conn, cid, parsed.new, "import", clock(), tick)
-        if report.conflicts:
-            code = report.conflicts[0]
-            raise CsvError(f"{shown}:{parsed.lines[code]}: code {code!r} already belongs to another coupon class;"
-                           " nothing was imported")
-        if report.inserted:  # a re-import that adds nothing changes nothing, the audit log included
-            audit.record(store, clock(), actor, "codes.import", f"class {customer_id}/{class_name}",
-                         f"{report.inserted} codes from {shown} ({report.already_in_class} already there)")
+    with _named(path, shown):
+        parsed = read_codes_csv(path, check_repeats=False)  # before the transaction: no lock held for it
+        with uow.write() as store:
+            cid = _class_id(store.conn, customer_id, class_name)
+            tick = progress(len(parsed.new)) if progress else None
+            report = admin.insert_codes(store.conn, cid, parsed.new, "import", clock(), tick)
+            if report.inserted < len(parsed.new):  # some codes were there: perhaps earlier in this very file
+                parsed.refuse_repeats()
+            if report.conflicts:
+                code = report.conflicts[0]
+                raise CsvError(f"{shown}:{parsed.lines[code]}: code {code!r} already belongs to another coupon"
+                               " class; nothing was imported")
+            if report.inserted:  # a re-import that adds nothing changes nothing, the audit log included
+                audit.record(store, clock(), actor, "codes.import", f"class {customer_id}/{class_name}",
+                             f"{report.inserted} codes from {shown} ({report.already_in_class} already there)")
     return ImportReport(report.inserted, report.already_in_class, time.perf_counter() - started)
+
+
+@contextmanager
+def _named(path: Path, shown: str) -> Iterator[None]:
+    """CSV errors name the file as the operator knows it (an upload's own name, not its temporary path)."""
+    try:
+        yield
+    except CsvError as exc:
+        if shown == str(path):
+            raise
+        raise CsvError(str(exc).replace(str(path), shown, 1)) from None
 
 
 def generate_codes(uow: UnitOfWork, clock: Clock, actor: Actor, customer_id: int, class_name: str, count: int,
