@@ -7,13 +7,16 @@ the same machine and file, is the least an importer must do:
 * insert the codes, in one transaction, into a database with couponsvc's own schema (the same coupons table,
   its unique code index and its other indexes) with raw DB-API: on SQLite (WAL, synchronous=FULL) one
   ``executemany`` and, the other way, one ``INSERT ... SELECT FROM json_each`` per 50,000 codes; on
-  PostgreSQL ``COPY`` (and ``executemany`` with ``--all-floors``).  The fastest way is the floor; each floor
-  runs before and after the import and counts as the mean of the two.
+  PostgreSQL ``COPY`` (and ``executemany`` with ``--all-floors``).  The fastest way is the floor.
+
+The run alternates floor and import (``--rounds`` imports, each into a fresh database, each between two floors)
+and compares the medians: one run of either varies by 10 % on this kind of machine, with the disk.
 
 For reference the original floor of issue 11 is printed too: executemany into a bare table with only the
 unique index.  Target: import <= 1.25x the floor.
 
-    .venv/bin/python bench/codes_import.py [--count 1000000] [--db sqlite,postgresql] [--all-floors] [--keep]
+    .venv/bin/python bench/codes_import.py [--count 1000000] [--db sqlite,postgresql] [--rounds 3] [--all-floors]
+                                           [--keep]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -161,45 +165,64 @@ def database(kind: str, work: Path) -> Iterator[str | None]:
         yield url
 
 
-def run(kind: str, work: Path, csv_path: Path, count: int, all_floors: bool) -> None:
-    env = {**os.environ, "COUPONSVC_DATA_DIR": str(work / f"data-{kind}"), "COUPONSVC_LOG_LEVEL": "WARNING"}
-    env.pop("COUPONSVC_MAIL_URL", None)
-    env.pop("COUPONSVC_DATABASE_URL", None)
-    floors: dict[str, Callable[[], float]]
+def run(kind: str, work: Path, csv_path: Path, count: int, all_floors: bool, rounds: int) -> None:
+    base_env = {**os.environ, "COUPONSVC_LOG_LEVEL": "WARNING"}
+    base_env.pop("COUPONSVC_MAIL_URL", None)
+    base_env.pop("COUPONSVC_DATABASE_URL", None)
+    seed = work / "seed.json"
+    seed.write_text(json.dumps(SEED))
     if kind == "sqlite":
-        floors = {how: (lambda how=how: sqlite_floor(work, csv_path, how, count))  # type: ignore[misc]
-                  for how in ("executemany", "json_each", "bare")}
+        best_floor = "json_each"
+        floor: Callable[[str], float] = lambda how: sqlite_floor(work, csv_path, how, count)  # noqa: E731
+        others = ("executemany", "bare")
     else:
-        floors = {how: (lambda how=how: postgres_floor(csv_path, how))  # type: ignore[misc]
-                  for how in (("executemany", "copy") if all_floors else ("copy",))}
-    with database(kind, work) as url:
-        if url:
-            env["COUPONSVC_DATABASE_URL"] = url
-        seed = work / "seed.json"
-        seed.write_text(json.dumps(SEED))
-        run_cli(env, "load", str(seed))
-        # floor, import, floor: each import runs between two floors (a database's background work after a
-        # million-row write, e.g. a PostgreSQL checkpoint, falls on whatever runs next), and the floor is their mean
-        before = {how: fn() for how, fn in floors.items()}
-        t_import, said = run_cli(env, "codes", "import", "--customer", str(CUSTOMER), "--class", CLASS,
-                                 str(csv_path))
-        after = {how: fn() for how, fn in floors.items()}
-        times = {how: (before[how] + after[how]) / 2 for how in floors}
-        t_again, said_again = run_cli(env, "codes", "import", "--customer", str(CUSTOMER), "--class", CLASS,
-                                      str(csv_path))
+        best_floor = "copy"
+        floor = lambda how: postgres_floor(csv_path, how)  # noqa: E731
+        others = ("executemany",) if all_floors else ()
+
+    def fresh_import(round_no: int) -> tuple[float, float, str, str]:
+        """One import into a fresh database holding only the seed, and the same import again (a no-op)."""
+        env = {**base_env, "COUPONSVC_DATA_DIR": str(work / f"data-{kind}-{round_no}")}
+        with database(kind, work) as url:
+            if url:
+                env["COUPONSVC_DATABASE_URL"] = url
+            run_cli(env, "load", str(seed))
+            args = ("codes", "import", "--customer", str(CUSTOMER), "--class", CLASS, str(csv_path))
+            t_import, said = run_cli(env, *args)
+            t_again, said_again = run_cli(env, *args)
+        shutil.rmtree(work / f"data-{kind}-{round_no}", ignore_errors=True)
+        return t_import, t_again, said, said_again
+
+    # floor, import, floor, import, ..., floor: each import runs between two floors (a database's background
+    # work after a million-row write, e.g. a PostgreSQL checkpoint or the disk writing back, falls on whatever
+    # runs next), and the figure and the floor are each the median of their runs
+    floors = [floor(best_floor)]
+    imports = []
+    for round_no in range(rounds):
+        imports.append(fresh_import(round_no))
+        floors.append(floor(best_floor))
+    reference = {how: floor(how) for how in others}
+    t_floor = statistics.median(floors)
+    t_import = statistics.median(i[0] for i in imports)
+    t_again = statistics.median(i[1] for i in imports)
     name = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind]
-    real = {k: v for k, v in times.items() if k != "bare"}
-    best = min(real, key=lambda k: real[k])
-    print(f"codes import, {count:,} codes, {name}")
-    for how, secs in times.items():
-        label = "bare table, unique index only (issue 11's floor)" if how == "bare" else f"couponsvc schema, {how}"
-        print(f"  floor: csv parse + raw {label:<52} {secs:7.2f} s   (before {before[how]:.2f}, after "
-              f"{after[how]:.2f})")
-    print(f"  couponsvc codes import (subprocess, start-up included)             {t_import:7.2f} s   ({said})")
-    print(f"  couponsvc codes import again (a no-op: every code is there)        {t_again:7.2f} s   ({said_again})")
-    print(verdict(f"codes import {name} (floor: {best})", t_import, real[best], TARGET, "s"))
-    if "bare" in times:
-        print(f"  (against issue 11's bare-table floor: {t_import / times['bare']:.2f}x)")
+    print(f"codes import, {count:,} codes, {name}, {rounds} rounds (median)")
+    runs = ", ".join(f"{f:.2f}" for f in floors)
+    width = 78
+    print(f"  {'floor: csv parse + raw insert into the couponsvc schema, ' + best_floor:<{width}} {t_floor:7.2f} s"
+          f"   (runs {runs})")
+    for how, secs in reference.items():
+        label = "bare table, unique index only (issue 11's floor)" if how == "bare" else \
+            f"couponsvc schema, {how} (slower)"
+        print(f"  {'for reference: csv parse + raw ' + label:<{width}} {secs:7.2f} s")
+    runs = ", ".join(f"{i[0]:.2f}" for i in imports)
+    print(f"  {'couponsvc codes import (subprocess, start-up included)':<{width}} {t_import:7.2f} s   (runs {runs}; "
+          f"last: {imports[-1][2]})")
+    print(f"  {'couponsvc codes import again (a no-op: every code is there)':<{width}} {t_again:7.2f} s   "
+          f"({imports[-1][3]})")
+    print(verdict(f"codes import {name} (floor: {best_floor})", t_import, t_floor, TARGET, "s"))
+    if "bare" in reference:
+        print(f"  (against issue 11's bare-table floor: {t_import / reference['bare']:.2f}x)")
     print()
 
 
@@ -207,6 +230,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--rounds", type=int, default=3, help="imports per database, each between two floors")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--all-floors", action="store_true",
                         help="also time executemany on PostgreSQL (several times slower than COPY, never the floor)")
@@ -217,7 +241,7 @@ def main() -> None:
         write_csv(csv_path, make_codes(args.count))
         print(f"CSV: {csv_path.stat().st_size / 1e6:.1f} MB, {args.count:,} codes + header")
         for kind in args.db.split(","):
-            run(kind.strip(), work, csv_path, args.count, args.all_floors)
+            run(kind.strip(), work, csv_path, args.count, args.all_floors, args.rounds)
     finally:
         if args.keep:
             print(f"kept {work}")
