@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from couponsvc.adapters import admin
+from couponsvc.adapters import admin, csvcodes
 from couponsvc.adapters import schema as t
 from couponsvc.adapters.csvcodes import CsvError, read_codes_csv
 from couponsvc.adapters.db import make_engine
@@ -312,3 +312,26 @@ def test_import_on_postgresql(tmp_path: Path, pg_schema: str) -> None:
 def test_the_chunk_payload_is_the_codes_as_json(codes: list[str]) -> None:
     """The bulk insert hands SQLite its chunk as JSON; a joined fast form must decode to the same codes."""
     assert json.loads(admin._json_strings(codes)) == codes
+
+
+_LINE = st.one_of(st.just(""), st.just("code"), st.just("Code"), st.sampled_from(["A", "B", "C-1", "é"]),
+                  st.text(alphabet="AB\t\x00 -é\u2028", min_size=1, max_size=3), st.just("x" * 101))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE, max_size=8), st.booleans())
+def test_the_whole_file_check_agrees_with_the_careful_reader(tmp_path_factory: pytest.TempPathFactory,
+                                                             lines: list[str], final_newline: bool) -> None:
+    """A plain file is checked as a whole; the verdict, the codes and their lines are the careful reader's."""
+    path = tmp_path_factory.mktemp("agree") / "c.csv"
+    text = "\n".join(lines) + ("\n" if final_newline else "")
+    path.write_text(text, encoding="utf-8", newline="")
+    try:
+        careful = csvcodes._read_careful(path, text)
+    except CsvError as exc:
+        with pytest.raises(CsvError) as refused:
+            read_codes_csv(path)
+        assert str(refused.value) == str(exc)
+        return
+    parsed = read_codes_csv(path)
+    assert (parsed.rows, parsed.lines) == (careful.rows, careful.lines)

@@ -27,7 +27,8 @@ class CsvError(ConfigurationError):
 
 @dataclass
 class CodesCsv:
-    """A checked CSV: its codes (in file order, no duplicates, each with its own expiry) and each code's line."""
+    """A checked CSV: its codes (in file order, each with its own expiry) and each code's line.  No code is
+    repeated, unless it was read with ``check_repeats=False`` and ``refuse_repeats`` has not run yet."""
 
     path: Path
     new: NewCodes
@@ -49,10 +50,6 @@ class CodesCsv:
     def rows(self) -> list[tuple[str, datetime | None]]:
         """``(code, expires_at)`` in file order."""
         return self.new.rows()
-
-    def where(self, code: str) -> str:
-        """``FILE:LINE`` of a code of this file."""
-        return f"{self.path}:{self.lines[code]}"
 
     def refuse_repeats(self) -> None:
         """Raise CsvError naming the first code that is repeated in the file, and where it first was."""
