@@ -4,6 +4,7 @@ test moves: sessions expire, the limit's window slides, passwords are stored onl
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -88,3 +89,25 @@ def test_passwords_are_stored_as_scrypt_hashes_only(container: Container) -> Non
     assert verify_password("a long passphrase", row.password_hash)
     assert not verify_password("a long passphrasE", row.password_hash)
     assert operators.sign_in(container.uow, clock, POLICY, "nobody", "a long passphrase", "c") is None
+
+
+def test_sign_ins_at_once_cannot_slip_under_the_limit(container: Container) -> None:
+    """Eight wrong passwords for one name at the same moment: three are checked (the limit), five refused.
+    A right password takes its own count back: a client that keeps signing in right is never locked out."""
+    clock = Clock()
+    operators.add_operator(container.uow, clock, Actor.cli(), "dee", "long enough pw")
+
+    def attempt(i: int) -> str:
+        try:
+            result = operators.sign_in(container.uow, clock, POLICY, "dee", "wrong", f"10.1.0.{i}")
+        except SignInThrottled:
+            return "throttled"
+        return "checked" if result is None else "signed in"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(attempt, range(8)))
+    assert sorted(outcomes) == ["checked"] * 3 + ["throttled"] * 5
+    assert operators.sign_in(container.uow, clock, POLICY, "nobody", "x", "10.2.0.1") is None  # one failure
+    operators.add_operator(container.uow, clock, Actor.cli(), "eve", "long enough pw")
+    for _ in range(POLICY.max_per_client + 2):
+        assert operators.sign_in(container.uow, clock, POLICY, "eve", "long enough pw", "10.2.0.1") is not None

@@ -13,6 +13,8 @@ op_ = t.operators.c
 s_ = t.console_sessions.c
 f_ = t.signin_failures.c
 a_ = t.audit_log.c
+#: the first key of the PostgreSQL advisory locks on sign-in failure keys (the second is the key's hash)
+SIGNIN_LOCK_CLASS = 7713
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,25 @@ def count_failures(conn: Connection, key: str, since: datetime) -> tuple[int, da
     return int(r[0]), r[1]
 
 
-def add_failure(conn: Connection, keys: list[str], now: datetime) -> None:
-    conn.execute(insert(t.signin_failures), [{"key": k, "at": now} for k in keys])
+def lock_failure_keys(conn: Connection, keys: list[str]) -> None:
+    """Hold, until the transaction ends, the right to count and add failures under ``keys``: two sign-ins
+    at once under one key then count one after the other.  SQLite's write transaction is already the only
+    writer; PostgreSQL takes a transaction-scoped advisory lock per key (in one order: no deadlock), bounded
+    by the session's lock timeout like any other lock."""
+    if conn.dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (SIGNIN_LOCK_CLASS, key))
+
+
+def add_failure(conn: Connection, keys: list[str], now: datetime) -> list[int]:
+    """Count a failure under each key; returns the new rows' ids."""
+    return [int(conn.execute(insert(t.signin_failures).values(key=k, at=now).returning(f_.id)).scalar_one())
+            for k in keys]
+
+
+def delete_failures(conn: Connection, ids: list[int]) -> None:
+    conn.execute(delete(t.signin_failures).where(f_.id.in_(ids)))
 
 
 def clear_failures(conn: Connection, key: str, before: datetime | None = None) -> None:

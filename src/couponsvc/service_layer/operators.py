@@ -87,26 +87,31 @@ def sign_in(uow: UnitOfWork, clock: Clock, policy: SignInPolicy, name: str, pass
 
     Raises SignInThrottled, before looking at the password, once the name or the client has failed too
     often within the window; failures are counted in the database, so every server shares the limit.
+    Each attempt is counted as a failure before its password is checked (and the count is taken under a
+    lock per key), so that many attempts at once cannot all slip under the limit; a right password then
+    takes its own count back.
     """
     name = name.strip()[:100]
     keys = [f"name:{name.lower()}", f"client:{client}"]
     limits = [policy.max_per_name, policy.max_per_client]
-    now = clock()
-    with uow.read() as store:
+    with uow.write() as store:
+        now = clock()
+        db.lock_failure_keys(store.conn, keys)
         for key, limit in zip(keys, limits, strict=True):
             count, oldest = db.count_failures(store.conn, key, now - policy.window)
             if count >= limit and oldest is not None:
                 raise SignInThrottled(int((oldest + policy.window - now).total_seconds()) + 1)
+        pending = db.add_failure(store.conn, keys, now)
         row = db.operator(store.conn, name)
     if not verify_password(password, row.password_hash if row else None) or row is None:
         with uow.write() as store:
-            db.add_failure(store.conn, keys, clock())
             audit.record(store, clock(), Actor(f"client:{client}"), "signin.failed", f"operator {name}")
         return None
     cookie = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     with uow.write() as store:
         now = clock()
+        db.delete_failures(store.conn, pending)
         db.clear_failures(store.conn, keys[0], before=now - policy.window)
         db.create_session(store.conn, _hash(cookie), row.id, csrf, now, now + policy.session_lifetime)
         audit.record(store, now, Actor.operator(row.name), "signin", f"operator {row.name}", f"from {client}")
