@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import _common  # noqa: F401  (puts the repository on sys.path)
 from _common import verdict
@@ -165,6 +166,13 @@ def database(kind: str, work: Path) -> Iterator[str | None]:
         yield url
 
 
+class ImportRun(NamedTuple):
+    seconds: float
+    again_seconds: float
+    said: str
+    said_again: str
+
+
 def run(kind: str, work: Path, csv_path: Path, count: int, all_floors: bool, rounds: int) -> None:
     base_env = {**os.environ, "COUPONSVC_LOG_LEVEL": "WARNING"}
     base_env.pop("COUPONSVC_MAIL_URL", None)
@@ -180,9 +188,10 @@ def run(kind: str, work: Path, csv_path: Path, count: int, all_floors: bool, rou
         floor = lambda how: postgres_floor(csv_path, how)  # noqa: E731
         others = ("executemany",) if all_floors else ()
 
-    def fresh_import(round_no: int) -> tuple[float, float, str, str]:
+    def fresh_import(round_no: int) -> ImportRun:
         """One import into a fresh database holding only the seed, and the same import again (a no-op)."""
-        env = {**base_env, "COUPONSVC_DATA_DIR": str(work / f"data-{kind}-{round_no}")}
+        data_dir = work / f"data-{kind}-{round_no}"
+        env = {**base_env, "COUPONSVC_DATA_DIR": str(data_dir)}
         with database(kind, work) as url:
             if url:
                 env["COUPONSVC_DATABASE_URL"] = url
@@ -190,21 +199,24 @@ def run(kind: str, work: Path, csv_path: Path, count: int, all_floors: bool, rou
             args = ("codes", "import", "--customer", str(CUSTOMER), "--class", CLASS, str(csv_path))
             t_import, said = run_cli(env, *args)
             t_again, said_again = run_cli(env, *args)
-        shutil.rmtree(work / f"data-{kind}-{round_no}", ignore_errors=True)
-        return t_import, t_again, said, said_again
+        shutil.rmtree(data_dir, ignore_errors=True)
+        return ImportRun(t_import, t_again, said, said_again)
 
     # floor, import, floor, import, ..., floor: each import runs between two floors (a database's background
     # work after a million-row write, e.g. a PostgreSQL checkpoint or the disk writing back, falls on whatever
     # runs next), and the figure and the floor are each the median of their runs
     floors = [floor(best_floor)]
-    imports = []
+    imports: list[ImportRun] = []
     for round_no in range(rounds):
         imports.append(fresh_import(round_no))
         floors.append(floor(best_floor))
     reference = {how: floor(how) for how in others}
     t_floor = statistics.median(floors)
-    t_import = statistics.median(i[0] for i in imports)
-    t_again = statistics.median(i[1] for i in imports)
+    t_import = statistics.median(i.seconds for i in imports)
+    t_again = statistics.median(i.again_seconds for i in imports)
+    # the floor is the fastest way measured (the other ways are timed once, for reference)
+    ways = {best_floor: t_floor, **{how: secs for how, secs in reference.items() if how != "bare"}}
+    fastest = min(ways, key=lambda how: ways[how])
     name = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind]
     print(f"codes import, {count:,} codes, {name}, {rounds} rounds (median)")
     runs = ", ".join(f"{f:.2f}" for f in floors)
@@ -215,12 +227,12 @@ def run(kind: str, work: Path, csv_path: Path, count: int, all_floors: bool, rou
         label = "bare table, unique index only (issue 11's floor)" if how == "bare" else \
             f"couponsvc schema, {how} (slower)"
         print(f"  {'for reference: csv parse + raw ' + label:<{width}} {secs:7.2f} s")
-    runs = ", ".join(f"{i[0]:.2f}" for i in imports)
+    runs = ", ".join(f"{i.seconds:.2f}" for i in imports)
     print(f"  {'couponsvc codes import (subprocess, start-up included)':<{width}} {t_import:7.2f} s   (runs {runs}; "
-          f"last: {imports[-1][2]})")
+          f"last: {imports[-1].said})")
     print(f"  {'couponsvc codes import again (a no-op: every code is there)':<{width}} {t_again:7.2f} s   "
-          f"({imports[-1][3]})")
-    print(verdict(f"codes import {name} (floor: {best_floor})", t_import, t_floor, TARGET, "s"))
+          f"({imports[-1].said_again})")
+    print(verdict(f"codes import {name} (floor: {fastest})", t_import, ways[fastest], TARGET, "s"))
     if "bare" in reference:
         print(f"  (against issue 11's bare-table floor: {t_import / reference['bare']:.2f}x)")
     print()

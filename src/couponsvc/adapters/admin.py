@@ -204,16 +204,19 @@ def _chunk_inserter(conn: Connection, class_id: int, origin: str, now: datetime)
     to_db: Callable[[Any], Any] = t.coupons.c.expires_at.type.dialect_impl(dialect).bind_processor(dialect) \
         or (lambda v: v)
     created = to_db(now)
-    dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
     def insert_json(chunk: NewCodes) -> int:
         if chunk.expiries is not None:
-            data = dumps([(code, None if exp is None else to_db(exp))
+            data = _to_json([(code, None if exp is None else to_db(exp))
                           for code, exp in zip(chunk.codes, chunk.expiries, strict=True)])
             return conn.exec_driver_sql(with_expiry, (class_id, origin, created, data)).rowcount
         return conn.exec_driver_sql(codes_only, (class_id, origin, created, _json_strings(chunk.codes))).rowcount
 
     return insert_json
+
+
+#: compact JSON, non-ASCII as is (a chunk's JSON parameter)
+_to_json = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 
 
 def _json_strings(codes: Sequence[str]) -> str:
@@ -223,7 +226,7 @@ def _json_strings(codes: Sequence[str]) -> str:
     # the separators hold two quotes each: any other quote is in a code
     if codes and body.count('"') == 2 * (len(codes) - 1) and "\\" not in body and body.isprintable():
         return f'["{body}"]'
-    return json.dumps(list(codes), ensure_ascii=False, check_circular=False, separators=(",", ":"))
+    return _to_json(list(codes))
 
 
 def _codes_in_other_classes(conn: Connection, class_id: int, codes: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,13 +44,8 @@ class CodesCsv:
     def lines(self) -> dict[str, int]:
         """Each code's 1-based line in the file."""
         if self._lines is None:
-            self._lines = {line: n for n, line in enumerate(self._physical, 1) if line and n - 1 != self._header_at}
+            self._lines = {code: n for n, code in self._plain_codes()}
         return self._lines
-
-    @property
-    def rows(self) -> list[tuple[str, datetime | None]]:
-        """``(code, expires_at)`` in file order."""
-        return self.new.rows()
 
     def refuse_repeats(self) -> None:
         """Raise CsvError naming the first code that is repeated in the file, and where it first was."""
@@ -58,12 +54,17 @@ class CodesCsv:
         codes = self.new.codes
         if len(set(codes)) != len(codes):
             first: dict[str, int] = {}
-            for n, line in enumerate(self._physical, 1):
-                if line and n - 1 != self._header_at:
-                    if line in first:
-                        raise CsvError(f"{self.path}:{n}: code {line!r} is repeated (first at line {first[line]})")
-                    first[line] = n
+            for n, code in self._plain_codes():
+                if code in first:
+                    raise CsvError(f"{self.path}:{n}: code {code!r} is repeated (first at line {first[code]})")
+                first[code] = n
         self._repeats_checked = True
+
+    def _plain_codes(self) -> Iterator[tuple[int, str]]:
+        """A plain file's codes with their 1-based lines (blank lines and the header left out)."""
+        for n, line in enumerate(self._physical, 1):
+            if line and n - 1 != self._header_at:
+                yield n, line
 
 
 def _expiry(raw: str, where: str) -> datetime | None:

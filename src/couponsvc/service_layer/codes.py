@@ -86,8 +86,6 @@ def _named(path: Path, shown: str) -> Iterator[None]:
     try:
         yield
     except CsvError as exc:
-        if shown == str(path):
-            raise
         raise CsvError(str(exc).replace(str(path), shown, 1)) from None
 
 
