@@ -26,7 +26,7 @@ from couponsvc.adapters.mail.smtp_client import SmtpConnection, wire_data
 from couponsvc.adapters.mail.transports import Outgoing, SmtpConfig, SmtpTransport
 from couponsvc.domain.delivery import DeliveryResult, Outcome, Stage, stops_batch
 from tests.support.server import free_port
-from tests.support.smtp_sink import Fault, SmtpSink
+from tests.support.smtp_sink import Fault, SmtpSink, stop_controller
 
 SENDER = "coupons@test.example"
 
@@ -417,7 +417,7 @@ def test_tls_relays_get_the_message_encrypted_and_an_untrusted_certificate_is_re
         assert "CERTIFICATE_VERIFY_FAILED" in refused[0].detail
         assert len(handler.received) == 1
     finally:
-        controller.stop()
+        stop_controller(controller)
 
 
 def test_starttls_asked_for_but_not_offered_is_a_relay_fault() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import re
 import socket
 import ssl
@@ -106,6 +107,7 @@ class SmtpConnection:
         self.extensions: dict[str, str] = {}
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._closing: list[asyncio.StreamWriter] = []
 
     @property
     def is_connected(self) -> bool:
@@ -259,11 +261,22 @@ class SmtpConnection:
                 await self._command(b"QUIT")
             finally:
                 self.close()
+        await self.wait_closed()
 
     def close(self) -> None:
+        """Drop the session now.  The socket is released by the event loop a moment later; ``wait_closed``
+        waits for that, so that nothing is left open when the loop ends."""
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
             writer.close()
+            self._closing.append(writer)
+
+    async def wait_closed(self) -> None:
+        """Wait until every socket this session has closed is released (a lost peer is not an error)."""
+        closing, self._closing = self._closing, []
+        for writer in closing:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     # --- the wire ----------------------------------------------------------------------------------------
     async def _command(self, line: bytes) -> Reply:

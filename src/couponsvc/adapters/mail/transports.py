@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import contextlib
 import mailbox
 import ssl
 import time
@@ -391,6 +392,9 @@ class SmtpTransport:
                     await client.quit()
             except (TimeoutError, OSError):
                 client.close()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.5):
+                        await client.wait_closed()
 
 
 # --- Maildir ------------------------------------------------------------------------------------
