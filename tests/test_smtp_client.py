@@ -372,6 +372,26 @@ def test_an_address_that_could_end_the_command_is_never_written() -> None:
     run(go)
 
 
+def test_a_closed_session_has_let_go_of_its_socket_once_quit_returns() -> None:
+    """A session dropped at an error is closed by the event loop a moment later; a process that then ends
+    its loop (a CLI run, a worker's shutdown) must not leave that socket open for the garbage collector."""
+    async def go() -> None:
+        async with ScriptedRelay() as relay:
+            conns = [SmtpConnection("127.0.0.1", relay.port) for _ in range(3)]
+            for conn in conns:
+                await conn.open()
+            socks = [conn._writer.get_extra_info("socket") for conn in conns]  # type: ignore[union-attr]
+            conns[0].close()  # dropped, then quit at once: no turn of the loop in between
+            await conns[0].quit()
+            assert socks[0].fileno() == -1
+            await conns[1].quit()  # the polite way
+            assert socks[1].fileno() == -1
+            conns[2].close()
+            await conns[2].wait_closed()
+            assert socks[2].fileno() == -1
+    run(go)
+
+
 # --- TLS: STARTTLS and smtps, against aiosmtpd with a self-signed certificate ---------------------------
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import re
 import socket
 import ssl
@@ -107,7 +106,7 @@ class SmtpConnection:
         self.extensions: dict[str, str] = {}
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._closing: list[asyncio.StreamWriter] = []
+        self._closing: list[socket.socket] = []  # closed by us, not yet released by the event loop
 
     @property
     def is_connected(self) -> bool:
@@ -264,19 +263,25 @@ class SmtpConnection:
         await self.wait_closed()
 
     def close(self) -> None:
-        """Drop the session now.  The socket is released by the event loop a moment later; ``wait_closed``
-        waits for that, so that nothing is left open when the loop ends."""
+        """Drop the session now.  The event loop releases the socket a moment later; ``wait_closed`` waits
+        for that, so that no socket is left open (and to the garbage collector) when the loop ends."""
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
+            sock = writer.get_extra_info("socket")  # asked first: a TLS transport forgets it once closed
             writer.close()
-            self._closing.append(writer)
+            if sock is not None:
+                self._closing.append(sock)
 
-    async def wait_closed(self) -> None:
-        """Wait until every socket this session has closed is released (a lost peer is not an error)."""
-        closing, self._closing = self._closing, []
-        for writer in closing:
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+    async def wait_closed(self, timeout: float = 1.0) -> None:
+        """Wait, at most ``timeout``, until every socket this session closed is released.  The socket itself
+        is watched, not the stream: after a failed STARTTLS the stream never hears that its socket closed."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        while self._closing:
+            self._closing = [sock for sock in self._closing if sock.fileno() != -1]
+            if not self._closing or loop.time() >= until:
+                return
+            await asyncio.sleep(0.005)
 
     # --- the wire ----------------------------------------------------------------------------------------
     async def _command(self, line: bytes) -> Reply:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import contextlib
 import mailbox
 import ssl
 import time
@@ -392,9 +391,7 @@ class SmtpTransport:
                     await client.quit()
             except (TimeoutError, OSError):
                 client.close()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(0.5):
-                        await client.wait_closed()
+                await client.wait_closed(0.5)
 
 
 # --- Maildir ------------------------------------------------------------------------------------
