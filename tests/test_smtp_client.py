@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ssl
 import subprocess
 from collections.abc import Callable, Iterator
@@ -133,6 +134,7 @@ class ScriptedRelay:
         self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
 
     async def __aenter__(self) -> ScriptedRelay:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -142,6 +144,11 @@ class ScriptedRelay:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
+        for writer in self._writers:  # the relay's side of every session, released before the test ends
+            writer.close()
+            with contextlib.suppress(OSError):
+                async with asyncio.timeout(1):
+                    await writer.wait_closed()
 
     def _default(self, verb: str, arg: str) -> list[str] | None:
         if verb == "EHLO":
@@ -154,6 +161,7 @@ class ScriptedRelay:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self._writers.append(writer)
         writer.write(b"220 relay.test ESMTP\r\n")
         buf, in_data, content, rcpt = b"", False, b"", ""
         try:
