@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.server import ServerProcess
 from tests.support.smtp_sink import Fault, SmtpSink
@@ -69,6 +70,25 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
         server.stop()
 
 
+def relay_metrics(server: ServerProcess) -> tuple[dict[str, float], str, str]:
+    """The relay series of ``/metrics``: the state set, and the last reply's code and text labels."""
+    r = httpx.get(f"{server.url}/metrics", timeout=10)
+    assert r.status_code == 200, r.text
+    states: dict[str, float] = {}
+    replies = []
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            if sample.name == "couponsvc_db_relay_state":
+                states[sample.labels["state"]] = sample.value
+            elif sample.name == "couponsvc_db_relay_last_reply":
+                replies.append((sample.labels["code"], sample.labels["reply"]))
+                assert sample.value == int(sample.labels["code"] or 0)
+            elif sample.name == "couponsvc_db_relay_state_since_timestamp_seconds":
+                assert abs(sample.value - time.time()) < 300, "since: Unix time, in UTC"
+    assert len(replies) == 1, replies
+    return states, *replies[0]
+
+
 def health(server: ServerProcess) -> dict[str, Any]:
     r = httpx.get(f"{server.url}/health", timeout=10)
     assert r.status_code == 200, r.text
@@ -105,8 +125,9 @@ def test_a_relay_fault_is_no_bad_address(sinks: list[SmtpSink], launch: Launch, 
     sink = SmtpSink(auth=(USER, PASSWORD) if case.startswith("auth") else None).start()
     sinks.append(sink)
     url = f"smtp://{USER}:{PASSWORD}@127.0.0.1:{sink.port}" if sink.auth else sink.url
-    server, cls = launch(url, **SLOW_BACKOFF)
+    server, cls = launch(url, **SLOW_BACKOFF, COUPONSVC_METRICS_CACHE="0")
     assert health(server)["relay"]["state"] == "unknown"
+    assert relay_metrics(server) == ({"ok": 0, "failing": 0, "unknown": 1}, "", "")
     emails = addresses(10)
     if case in SESSION_CASES:
         fault, text = SESSION_CASES[case]
@@ -129,6 +150,7 @@ def test_a_relay_fault_is_no_bad_address(sinks: list[SmtpSink], launch: Launch, 
     assert relay["state"] == "failing", relay
     assert relay["last_code"] == fault.code and text in relay["last_reply"], relay
     assert relay["since"] is not None
+    assert relay_metrics(server) == ({"ok": 0, "failing": 1, "unknown": 0}, str(fault.code), relay["last_reply"])
 
     if case in SESSION_CASES:
         # the session was refused: the call stopped after the attempts in flight on its (2) connections,
@@ -152,7 +174,8 @@ def test_a_relay_fault_is_no_bad_address(sinks: list[SmtpSink], launch: Launch, 
     assert {r["status"] for r in rows.values()} <= {"queued", "sending"}, "nothing given up, nothing failed"
     assert health(server)["relay"]["state"] == "failing"
     if sink.auth:
-        assert PASSWORD not in every_text(server), "the password must never be stored or shown"
+        assert PASSWORD not in every_text(server) + httpx.get(f"{server.url}/metrics", timeout=10).text, \
+            "the password must never be stored or shown"
         assert USER not in health(server)["relay"]["last_reply"]
 
     # the operator fixes the relay: everything is delivered, once each, and /health says so
@@ -164,6 +187,7 @@ def test_a_relay_fault_is_no_bad_address(sinks: list[SmtpSink], launch: Launch, 
     wait_until(lambda: health(server)["relay"]["state"] == "ok", 10, "the relay reported ok again")
     relay = health(server)["relay"]
     assert relay["last_code"] == 250, relay
+    assert relay_metrics(server) == ({"ok": 1, "failing": 0, "unknown": 0}, "250", relay["last_reply"])
     if sink.auth:
         assert sink.logins and sink.logins[-1] == (USER, True)
         assert PASSWORD not in every_text(server)

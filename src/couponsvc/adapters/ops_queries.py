@@ -14,7 +14,7 @@ from sqlalchemy import Connection, func, select
 from couponsvc.adapters import schema as t
 
 OUTBOX_STATUSES = ("queued", "sending", "sent", "failed")
-COUPON_STATES = ("available", "dispatched", "redeemed")
+COUPON_STATES = ("available", "dispatched", "distributed", "redeemed")  # as ck_coupons_state allows
 
 
 @dataclass(frozen=True, slots=True)

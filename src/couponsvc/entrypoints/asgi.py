@@ -99,7 +99,8 @@ def create_app(container: Container) -> Starlette:
     handlers: dict[Any, Any] = {HTTPException: _http_error}
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.container = container
-    app.state.scrape = Scrape(container.uow, container.clock, container.settings.metrics_cache)
+    app.state.scrape = Scrape(container.uow, container.clock, container.settings.metrics_cache,
+                              container.relay_monitor.relay)
     if container.twin is not None:
         from couponsvc.entrypoints.twin.middleware import JournalMiddleware
 

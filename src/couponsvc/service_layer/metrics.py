@@ -7,7 +7,9 @@ Two kinds, kept apart so that several processes can be summed correctly:
   ``serve`` (and a ``worker`` with ``COUPONSVC_METRICS_PORT``) exposes its own; sum them across processes
   (``sum by (...) (rate(...))``).
 - **Database gauges** (``couponsvc_db_*``): read from the shared database at scrape time and cached
-  ``CACHE_SECONDS``; they are the same in every process: take ``max``/any, never ``sum``.
+  ``CACHE_SECONDS``; they are the same in every process: take ``max``/any, never ``sum``.  The relay's
+  state is one of them: the delivery processes record it in the database (``service_layer.relay``), so
+  every server reports what the workers saw, as ``/health`` does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -25,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from couponsvc.adapters import ops_queries
 from couponsvc.domain.delivery import DeliveryResult, Outcome, Stage
+from couponsvc.service_layer.relay import FAILING, OK, UNKNOWN, RelayStatus, relay_status
 from couponsvc.service_layer.unit_of_work import UnitOfWork
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -71,12 +74,15 @@ def count_replies(results: Iterable[DeliveryResult]) -> None:
 
 
 class DatabaseCollector(Collector):
-    """The outbox backlog and the coupon pools, read at scrape time (cached a few seconds)."""
+    """The outbox backlog, the coupon pools and the relay's state, read at scrape time (cached a few
+    seconds)."""
 
-    def __init__(self, uow: UnitOfWork, clock: Callable[[], datetime], cache_seconds: float = CACHE_SECONDS):
+    def __init__(self, uow: UnitOfWork, clock: Callable[[], datetime], cache_seconds: float = CACHE_SECONDS,
+                 relay: str | None = None):
         self.uow = uow
         self.clock = clock
         self.cache_seconds = cache_seconds
+        self.relay = relay
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Metric]] | None = None
 
@@ -93,11 +99,12 @@ class DatabaseCollector(Collector):
             with self.uow.read() as store:
                 backlog = ops_queries.outbox_backlog(store.conn, self.clock())
                 pools = ops_queries.coupons_by_class_and_state(store.conn)
+            relay = None if self.relay is None else relay_status(self.uow, self.relay)
         except Exception:  # the database is down: say so instead of failing the whole scrape
             up.add_metric([], 0)
             return [up]
         up.add_metric([], 1)
-        return [up, *_backlog_metrics(backlog), _pool_metric(pools)]
+        return [up, *_backlog_metrics(backlog), _pool_metric(pools), *([] if relay is None else _relay_metrics(relay))]
 
 
 def _backlog_metrics(backlog: ops_queries.OutboxBacklog) -> list[Metric]:
@@ -119,12 +126,33 @@ def _pool_metric(pools: Sequence[ops_queries.ClassCount]) -> Metric:
     return g
 
 
+def _relay_metrics(relay: RelayStatus) -> list[Metric]:
+    """The relay as ``/health`` reports it: a state set (alert on failing), its last reply, and since when."""
+    state = GaugeMetricFamily("couponsvc_db_relay_state", "The mail relay's state as the delivery processes last "
+                              "saw it: 1 for the current state (ok, failing, unknown: nothing sent yet).",
+                              labels=["relay", "state"])
+    for name in (OK, FAILING, UNKNOWN):
+        state.add_metric([relay.relay, name], 1 if relay.state == name else 0)
+    reply = GaugeMetricFamily("couponsvc_db_relay_last_reply", "The relay's last reply that said something of it "
+                              "(code and text, credentials scrubbed); the value is the SMTP code, 0 for none.",
+                              labels=["relay", "code", "reply"])
+    code = relay.last_code or 0
+    reply.add_metric([relay.relay, str(code) if relay.last_code is not None else "", relay.last_reply or ""], code)
+    since = GaugeMetricFamily("couponsvc_db_relay_state_since_timestamp_seconds",
+                              "When the relay entered its current state (Unix time); absent while unknown.",
+                              labels=["relay"])
+    if relay.since is not None:
+        since.add_metric([relay.relay], relay.since.replace(tzinfo=UTC).timestamp())
+    return [state, reply, since]
+
+
 class Scrape:
     """What ``GET /metrics`` answers for one server: this process's counters, then the database gauges."""
 
-    def __init__(self, uow: UnitOfWork, clock: Callable[[], datetime], cache_seconds: float = CACHE_SECONDS) -> None:
+    def __init__(self, uow: UnitOfWork, clock: Callable[[], datetime], cache_seconds: float = CACHE_SECONDS,
+                 relay: str | None = None) -> None:
         self.database = CollectorRegistry()
-        self.database.register(DatabaseCollector(uow, clock, cache_seconds))
+        self.database.register(DatabaseCollector(uow, clock, cache_seconds, relay))
 
     def render(self) -> bytes:
         return generate_latest(REGISTRY) + generate_latest(self.database)
