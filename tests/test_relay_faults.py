@@ -187,7 +187,7 @@ def test_a_relay_fault_is_no_bad_address(sinks: list[SmtpSink], launch: Launch, 
     wait_until(lambda: health(server)["relay"]["state"] == "ok", 10, "the relay reported ok again")
     relay = health(server)["relay"]
     assert relay["last_code"] == 250, relay
-    assert relay_metrics(server) == ({"ok": 1, "failing": 0, "unknown": 0}, "250", relay["last_reply"])
+    assert relay_metrics(server) == ({"ok": 1, "failing": 0, "unknown": 0}, "250", ""), "no text: queue ids vary"
     if sink.auth:
         assert sink.logins and sink.logins[-1] == (USER, True)
         assert PASSWORD not in every_text(server)

@@ -133,11 +133,13 @@ def _relay_metrics(relay: RelayStatus) -> list[Metric]:
                               labels=["relay", "state"])
     for name in (OK, FAILING, UNKNOWN):
         state.add_metric([relay.relay, name], 1 if relay.state == name else 0)
-    reply = GaugeMetricFamily("couponsvc_db_relay_last_reply", "The relay's last reply that said something of it "
-                              "(code and text, credentials scrubbed); the value is the SMTP code, 0 for none.",
-                              labels=["relay", "code", "reply"])
+    reply = GaugeMetricFamily("couponsvc_db_relay_last_reply", "The relay's last reply that said something of it: "
+                              "its code, and while failing its text (credentials scrubbed); the value is the SMTP "
+                              "code, 0 for none.", labels=["relay", "code", "reply"])
     code = relay.last_code or 0
-    reply.add_metric([relay.relay, str(code) if relay.last_code is not None else "", relay.last_reply or ""], code)
+    # the text only while failing: an accepting relay's replies carry a queue id each, a new series per message
+    text = (relay.last_reply or "") if relay.state == FAILING else ""
+    reply.add_metric([relay.relay, str(code) if relay.last_code is not None else "", text], code)
     since = GaugeMetricFamily("couponsvc_db_relay_state_since_timestamp_seconds",
                               "When the relay entered its current state (Unix time); absent while unknown.",
                               labels=["relay"])
