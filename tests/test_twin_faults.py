@@ -134,6 +134,7 @@ def test_counted_probable_and_removed_rules(twin: CouponsvcTwin) -> None:
     ({"error_code": 117}, "operation"),
     ({"operation": "NoSuchOperation", "error_code": 117}, "operation"),
     ({"operation": "*", "error_code": 3001}, "error_code"),
+    ({"operation": "DistributeCoupons", "error_code": 3012}, "error_code"),
     ({"operation": "*", "error_code": 9999}, "error_code"),
     ({"operation": "*", "error_code": "117"}, "error_code"),
     ({"operation": "*"}, "error_code or latency_ms"),

@@ -251,9 +251,14 @@ class Twin:
         if error_code is not None:
             if not _is_int(error_code) or error_code not in {int(e) for e in CATALOGUE}:
                 raise TwinRequestError(f"error_code: {error_code!r} is not a code of the error catalogue")
-            if CATALOGUE[Err(error_code)].kind is FaultKind.BATCH:
+            kind = CATALOGUE[Err(error_code)].kind
+            if kind is FaultKind.BATCH:
                 raise TwinRequestError(f"error_code: {error_code} is a per-address error (PartialErrors), not a "
                                        "fault of a whole call; use a mail fault for 3005")
+            if kind is FaultKind.OPERATION:
+                raise TwinRequestError(f"error_code: {error_code} is a per-account error (PartialErrors of "
+                                       "DistributeCoupons), not a fault of a whole call; give an account a "
+                                       "coupon of the class first to get it for real")
         latency_ms = _int(body, "latency_ms", 0, MAX_LATENCY_MS)
         if error_code is None and not latency_ms:
             raise TwinRequestError("error_code or latency_ms: give at least one")
