@@ -152,6 +152,26 @@ def test_bad_fault_rules_are_refused_naming_the_key(twin: CouponsvcTwin, rule: d
     assert twin.faults() == []
 
 
+def test_injected_latency_ends_at_the_request_deadline_as_a_real_slow_call(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SPEC 9: no call runs longer than COUPONSVC_REQUEST_TIMEOUT, an injected delay included."""
+    twin = start_twin(tmp_path_factory.mktemp("twin-deadline"), TWIN_SEED, env={"COUPONSVC_REQUEST_TIMEOUT": "1"})
+    try:
+        twin.fault(operation="SearchCoupons", latency_ms=5000)
+        started = time.perf_counter()
+        r = restkit.post(twin.url, SEARCH, SEARCH_BODY)
+        took = time.perf_counter() - started
+        assert restkit.fault_codes(r) == [0] and r.headers.get("TrackingId"), r.text
+        assert 0.9 <= took < 2.5, took
+        twin.clear_faults()
+        twin.fault(operation="SearchCoupons", latency_ms=300)  # within the deadline: waits, then answers
+        started = time.perf_counter()
+        assert restkit.post(twin.url, SEARCH, SEARCH_BODY).status_code == 200
+        assert time.perf_counter() - started >= 0.3
+    finally:
+        twin.stop()
+
+
 def test_latency_is_injected_without_blocking_other_calls(twin: CouponsvcTwin) -> None:
     twin.fault(operation="SearchCoupons", latency_ms=1500)
     took: list[float] = []

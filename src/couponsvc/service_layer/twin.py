@@ -25,7 +25,8 @@ from couponsvc.adapters import twin_store as store_
 from couponsvc.adapters.mail.message import DISTRIBUTION_TEMPLATE, CouponFacts, render
 from couponsvc.adapters.seed import Seed, apply_seed, parse_seed
 from couponsvc.adapters.twin_store import ClockState, FaultRow
-from couponsvc.domain.errors import CATALOGUE, Err, FaultKind, ServiceFault, TwinRequestError
+from couponsvc.domain.deadlines import current_deadline
+from couponsvc.domain.errors import CATALOGUE, DeadlineExceeded, Err, FaultKind, ServiceFault, TwinRequestError
 from couponsvc.domain.model import class_name_key
 from couponsvc.service_layer.clock import SharedClock, real_utcnow
 from couponsvc.service_layer.journal import JournalRecorder
@@ -133,7 +134,14 @@ class Twin:
                 refusal = rule
                 break
         if latency_ms:
-            time.sleep(latency_ms / 1000)  # a worker thread sleeps; the event loop serves other calls
+            # a worker thread sleeps; the event loop serves other calls.  No longer than the call may run
+            # (SPEC 9): past the request deadline the call ends as a real one would, with 0 InternalError.
+            deadline = current_deadline()
+            if deadline is not None and latency_ms / 1000 >= deadline.remaining():
+                time.sleep(deadline.remaining())
+                raise DeadlineExceeded(f"injected latency of {latency_ms} ms: the request deadline of "
+                                       f"{deadline.seconds:g} s has passed")
+            time.sleep(latency_ms / 1000)
         if refusal is not None and refusal.error_code is not None:
             code = Err(refusal.error_code)
             retry_after = (refusal.retry_after or 1) if code is Err.CALL_RATE_EXCEEDED else None
