@@ -202,10 +202,11 @@ class DispatchRow:
     requested: int
     allocated: int
     outcomes: str | None
+    kind: str = "dispatch"  # or "distribution": a DistributeCoupons call (its notifications use the outbox too)
 
 
 _DISPATCH_COLUMNS = (d.id, d.tracking_id, d.created_at, d.customer_id, k.name, u.name.label("user"), d.requested,
-                     d.allocated, d.outcomes)
+                     d.allocated, d.outcomes, d.kind)
 
 
 def _dispatch_query() -> Any:

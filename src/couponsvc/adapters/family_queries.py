@@ -111,11 +111,13 @@ def give(conn: Connection, given: Sequence[Given], amount: float | None, now: da
 
 
 def create_distribution(conn: Connection, *, tracking_id: str, customer_id: int, class_id: int,
-                        user_id: int | None, requested: int, allocated: int, now: datetime) -> int:
-    """A `dispatches` row of kind 'distribution': what the outbox joins a notification to."""
+                        user_id: int | None, requested: int, allocated: int, now: datetime,
+                        outcomes: str | None = None) -> int:
+    """A `dispatches` row of kind 'distribution': what the outbox joins a notification to, and what the
+    console lists beside the DispatchCoupons calls (``outcomes``: the per-account errors, as JSON)."""
     result = conn.execute(insert(t.dispatches).values(
         tracking_id=tracking_id, customer_id=customer_id, class_id=class_id, user_id=user_id,
-        requested=requested, allocated=allocated, created_at=now, kind="distribution",
+        requested=requested, allocated=allocated, created_at=now, kind="distribution", outcomes=outcomes,
     ).returning(t.dispatches.c.id))
     return int(result.scalar_one())
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from couponsvc.adapters import console_queries as q
 from couponsvc.adapters.console_queries import DispatchRow, MessageRow
-from couponsvc.domain.errors import BatchError, NotFound
+from couponsvc.domain.errors import BatchError, NotFound, OperationError, lookup
 from couponsvc.service_layer.unit_of_work import RetryableConflict, UnitOfWork
 
 PAGE = 50
@@ -24,6 +24,14 @@ def encode_outcomes(errors: Sequence[BatchError]) -> str | None:
         return None
     return json.dumps([{"Index": e.index, "Code": e.code, "ErrorCode": e.error_code, "Message": e.message,
                         "Details": e.details} for e in sorted(errors, key=lambda e: e.index)])
+
+
+def encode_account_outcomes(errors: Sequence[Sequence[OperationError]]) -> str | None:
+    """A DistributeCoupons call's per-account errors (``errors[i]``: those of the i-th AccountId) in the same
+    shape as a dispatch's, so that the console shows both alike."""
+    flat = [{"Index": i, "Code": e.code, "ErrorCode": lookup(e.code).error_code, "Message": e.message,
+             "Details": e.details} for i, item in enumerate(errors) for e in item]
+    return json.dumps(flat) if flat else None
 
 
 def decode_outcomes(text: str | None) -> list[dict[str, object]]:

@@ -25,6 +25,7 @@ from couponsvc.domain.values import RawLong, parse_long
 from couponsvc.service_layer.auth import Principal
 from couponsvc.service_layer.delivery import call_lease_owner
 from couponsvc.service_layer.dispatch import DispatchConfig
+from couponsvc.service_layer.dispatch_log import encode_account_outcomes
 from couponsvc.service_layer.unit_of_work import RetryableConflict, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ def _distribute(conn: Connection, now: datetime, config: DispatchConfig, princip
     if given:
         distribution_id = fq.create_distribution(
             conn, tracking_id=tracking_id, customer_id=cls.customer_id, class_id=cls.id,
-            user_id=principal.user_id, requested=len(account_ids), allocated=len(given), now=now)
+            user_id=principal.user_id, requested=len(account_ids), allocated=len(given), now=now,
+            outcomes=encode_account_outcomes(errors))
     if to_notify and distribution_id is not None:
         SqlStore(conn).enqueue(
             (OutboxEntry(g.coupon_id, str(emails[g.account_id]),
