@@ -61,3 +61,20 @@ def test_a_refused_address_shows_as_3005_and_a_console_retry_sends_it(server: Se
                       20, "the message marked sent")
         history = console.get(f"/console/mail/{message_id}").text
         assert "requeued" in history and "operator:ops" in history
+
+
+def test_the_mail_search_finds_an_address_in_any_case(server: ServerProcess) -> None:
+    name, seed = new_class_seed(2, prefix="CASE")
+    server.load(seed, "case")
+    r = restkit.dispatch(server.url, ["Mixed.Case@Example.COM"], class_name=name)
+    assert r.status_code == 200 and r.json()["PartialErrors"] == []
+    (message_id,), = query(server, "SELECT o.id FROM outbox o JOIN dispatches d ON d.id = o.dispatch_id "
+                                   "WHERE d.tracking_id = ?", r.headers["TrackingId"])
+    with ConsoleClient(server) as console:
+        assert console.sign_in().status_code == 303
+        for typed in ("Mixed.Case@Example.COM", "mixed.case@example.com", "MIXED.CASE@EXAMPLE.COM",
+                      " mixed.case@example.com "):
+            page = console.get("/console/mail", params={"to": typed}).text
+            assert re.findall(r'href="/console/mail/(\d+)"', page) == [str(message_id)], typed
+        assert re.findall(r'href="/console/mail/(\d+)"',
+                          console.get("/console/mail", params={"to": "other@example.com"}).text) == []

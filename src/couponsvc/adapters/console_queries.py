@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
 from couponsvc.adapters import schema as t
 from couponsvc.adapters.coupon_queries import _prefix_upper_bound
+from couponsvc.domain.emails import address_key
 from couponsvc.domain.model import class_is_expired
 
 c = t.coupons.c
@@ -272,13 +273,17 @@ def dispatch_messages(conn: Connection, dispatch_id: int, limit: int = 1000) -> 
 # --- the outbox ------------------------------------------------------------------------------------
 def messages_page(conn: Connection, *, status: str | None = None, to: str | None = None,
                   before_id: int | None = None, limit: int = 50) -> list[MessageRow]:
-    """Newest first.  ``to``: the address as given or in lower case (both on ``ix_outbox_recipient``)."""
+    """Newest first.  ``to``: any case of the address.  A coupon's message is found by its coupon's address key
+    (``ix_coupons_email_key``, then the outbox's ``(coupon_id, …)`` unique index), whatever case it was sent
+    in; a notification (no address on its coupon) by the address as given or in lower case
+    (``ix_outbox_recipient``)."""
     q = _message_query().order_by(o.id.desc()).limit(limit)
     if status:
         q = q.where(o.status == status)
     if to:
         wanted = to.strip()
-        q = q.where(o.recipient.in_(sorted({wanted, wanted.lower()})))
+        by_key = select(t.coupons.c.id).where(t.coupons.c.send_to_email_key == address_key(wanted))
+        q = q.where(or_(o.recipient.in_(sorted({wanted, wanted.lower()})), o.coupon_id.in_(by_key)))
     if before_id is not None:
         q = q.where(o.id < before_id)
     return [MessageRow(*r) for r in conn.execute(q)]
