@@ -205,6 +205,10 @@ class DispatchRow:
     outcomes: str | None
     kind: str = "dispatch"  # or "distribution": a DistributeCoupons call (its notifications use the outbox too)
 
+    @property
+    def operation(self) -> str:
+        return "DistributeCoupons" if self.kind == "distribution" else "DispatchCoupons"
+
 
 _DISPATCH_COLUMNS = (d.id, d.tracking_id, d.created_at, d.customer_id, k.name, u.name.label("user"), d.requested,
                      d.allocated, d.outcomes, d.kind)

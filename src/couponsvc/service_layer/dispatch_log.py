@@ -19,18 +19,23 @@ from couponsvc.service_layer.unit_of_work import RetryableConflict, UnitOfWork
 PAGE = 50
 
 
+def _outcome(index: int, code: int, error_code: str, message: str, details: str | None) -> dict[str, object]:
+    """One stored outcome: the shape of a PartialErrors item, whichever call it came from."""
+    return {"Index": index, "Code": code, "ErrorCode": error_code, "Message": message, "Details": details}
+
+
 def encode_outcomes(errors: Sequence[BatchError]) -> str | None:
     if not errors:
         return None
-    return json.dumps([{"Index": e.index, "Code": e.code, "ErrorCode": e.error_code, "Message": e.message,
-                        "Details": e.details} for e in sorted(errors, key=lambda e: e.index)])
+    return json.dumps([_outcome(e.index, e.code, e.error_code, e.message, e.details)
+                       for e in sorted(errors, key=lambda e: e.index)])
 
 
 def encode_account_outcomes(errors: Sequence[Sequence[OperationError]]) -> str | None:
     """A DistributeCoupons call's per-account errors (``errors[i]``: those of the i-th AccountId) in the same
     shape as a dispatch's, so that the console shows both alike."""
-    flat = [{"Index": i, "Code": e.code, "ErrorCode": lookup(e.code).error_code, "Message": e.message,
-             "Details": e.details} for i, item in enumerate(errors) for e in item]
+    flat = [_outcome(i, e.code, lookup(e.code).error_code, e.message, e.details)
+            for i, item in enumerate(errors) for e in item]
     return json.dumps(flat) if flat else None
 
 

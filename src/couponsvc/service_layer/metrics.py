@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from couponsvc.adapters import ops_queries
 from couponsvc.domain.delivery import DeliveryResult, Outcome, Stage
-from couponsvc.service_layer.relay import FAILING, OK, UNKNOWN, RelayStatus, relay_status
+from couponsvc.service_layer.relay import FAILING, OK, UNKNOWN, RelayStatus, read_relay_status
 from couponsvc.service_layer.unit_of_work import UnitOfWork
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -99,7 +99,7 @@ class DatabaseCollector(Collector):
             with self.uow.read() as store:
                 backlog = ops_queries.outbox_backlog(store.conn, self.clock())
                 pools = ops_queries.coupons_by_class_and_state(store.conn)
-            relay = None if self.relay is None else relay_status(self.uow, self.relay)
+                relay = None if self.relay is None else read_relay_status(store.conn, self.relay)
         except Exception:  # the database is down: say so instead of failing the whole scrape
             up.add_metric([], 0)
             return [up]

@@ -93,7 +93,12 @@ class RelayMonitor:
 def relay_status(uow: UnitOfWork, relay: str) -> RelayStatus:
     """The relay's state as recorded by the delivery processes (``unknown`` before the first send)."""
     with uow.read() as store:
-        row = relay_state.read(store.conn, relay)
+        return read_relay_status(store.conn, relay)
+
+
+def read_relay_status(conn: Connection, relay: str) -> RelayStatus:
+    """``relay_status`` within a read the caller already has open (the metrics read it with the rest)."""
+    row = relay_state.read(conn, relay)
     if row is None:
         return RelayStatus(relay, UNKNOWN)
     return RelayStatus(relay, row.state, row.last_code, row.last_reply, row.since)

@@ -137,8 +137,8 @@ class Twin:
             # a worker thread sleeps; the event loop serves other calls.  No longer than the call may run
             # (SPEC 9): past the request deadline the call ends as a real one would, with 0 InternalError.
             deadline = current_deadline()
-            if deadline is not None and latency_ms / 1000 >= deadline.remaining():
-                time.sleep(deadline.remaining())
+            if deadline is not None and latency_ms / 1000 >= (left := deadline.remaining()):
+                time.sleep(left)
                 raise DeadlineExceeded(f"injected latency of {latency_ms} ms: the request deadline of "
                                        f"{deadline.seconds:g} s has passed")
             time.sleep(latency_ms / 1000)
